@@ -1,0 +1,202 @@
+# helix - GNU make build. See docs/build.md.
+#
+#   make            debug build (-O1 -g) into build/debug/
+#   make test       install Debian deps, build, run unit + integration tests
+#   make check      -Werror build, ASan/UBSan tests, headers, layering, banned calls, format, fuzz
+#   make run        install deps, build release, run a local heterogeneous cluster (helix run --local)
+#   make bench      build bench/ programs (release)
+#   make VARIANT=release|asan|tsan ...   other variants, each in build/<variant>/
+#   make CUDA=1     also build the CUDA backend (needs nvcc; off by default, CI has no GPU)
+#   WERROR=0        escape hatch: warnings stay warnings
+
+VARIANT ?= debug
+CUDA ?= 0
+WERROR ?= 1
+CC ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+BUILD ?= build/$(VARIANT)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
+        -Wvla -Wpointer-arith -Wwrite-strings -Wformat=2 -Wundef -fno-common
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+ifeq ($(VARIANT),debug)
+OPT := -O1 -g
+else ifeq ($(VARIANT),release)
+OPT := -O2 -g -DNDEBUG
+else ifeq ($(VARIANT),asan)
+OPT := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(VARIANT),tsan)
+OPT := -O1 -g -fsanitize=thread
+else
+$(error unknown VARIANT '$(VARIANT)' (use debug, release, asan or tsan))
+endif
+
+# Debian packages exposing pkg-config files; OpenBLAS and GLPK are linked explicitly
+# (a fresh machine's default libblas is netlib; GLPK ships no .pc).
+PKGS := cbc libzmq libmicrohttpd libcjson inih
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CPPFLAGS := -Isrc -D_POSIX_C_SOURCE=200809L
+CFLAGS := -std=c11 $(OPT) $(WARN) -MMD -MP
+LDLIBS = -lopenblas $(PKG_LIBS) -lglpk -lpthread -lm
+
+# Library sources: everything under src/ except the CLI and the CUDA backend.
+LIB_SRC := $(filter-out src/cli/% src/engine/cuda/%,$(wildcard src/*/*.c src/*/*/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/unit/*.c)
+
+# Developer builds of a subset while other modules are in flux:
+#   make BUILD=build/me ONLY="base engine" TESTS="tests/unit/test_engine*.c" build
+# builds only those modules and tests; the helix binary then links with unresolved symbols
+# ignored (only the subcommands of those modules may be run). Never used by CI.
+ifneq ($(ONLY),)
+LIB_SRC := $(filter-out src/engine/cuda/%,$(wildcard $(ONLY:%=src/%/*.c) $(ONLY:%=src/%/*/*.c)))
+TEST_SRC := $(wildcard tests/unit/test_base.c $(TESTS))
+ONLY_LDFLAGS := -Wl,--unresolved-symbols=ignore-all
+endif
+BENCH_SRC := $(wildcard bench/bench_*.c)
+CU_SRC := $(wildcard src/engine/cuda/*.cu)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/tests/test_main.o
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
+
+ifeq ($(CUDA),1)
+include mk/cuda.mk
+endif
+
+LIB := $(BUILD)/libhelix.a
+HELIX := $(BUILD)/helix
+RUNNER := $(BUILD)/test_runner
+
+.PHONY: all deps build test test-run check run bench clean format \
+        check-headers check-layering check-banned check-format fuzz test-asan help
+
+all: $(HELIX)
+
+help:
+	@sed -n '3,14p' Makefile
+
+deps:
+	@scripts/deps.sh
+
+build: $(HELIX) $(RUNNER)
+
+# Warnings-as-conversion checks are on, per directory, where numeric narrowing bites.
+$(BUILD)/obj/src/engine/%.o: CFLAGS += -Wconversion -Wno-sign-conversion
+$(BUILD)/obj/src/runtime/proto.o: CFLAGS += -Wconversion -Wno-sign-conversion
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CU_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HELIX): $(CLI_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(ONLY_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
+
+# The test list is generated from every TEST(name) in tests/unit.
+$(BUILD)/gen/test_list.h: $(TEST_SRC)
+	@mkdir -p $(@D)
+	@grep -ho '^TEST([a-zA-Z0-9_]*)' $(TEST_SRC) /dev/null | sed 's/^TEST(\(.*\))/TEST_ENTRY(\1)/' > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests -I$(BUILD)/gen
+$(BUILD)/obj/tests/test_main.o: tests/test_main.c $(BUILD)/gen/test_list.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(RUNNER): $(TEST_OBJ) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
+
+$(BUILD)/obj/bench/%.o: CPPFLAGS += -Itests -Ibench
+$(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CU_LIBS)
+
+# ---- the README's commands -------------------------------------------------------------
+
+test: deps
+	@$(MAKE) --no-print-directory -j2 build
+	@HELIX=$(HELIX) RUNNER=$(RUNNER) tests/run.sh
+
+test-run: build
+	@HELIX=$(HELIX) RUNNER=$(RUNNER) tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory -j2 VARIANT=release build/release/helix
+	build/release/helix run --local
+
+bench: deps
+	@$(MAKE) --no-print-directory -j2 VARIANT=release $(BENCH_SRC:bench/%.c=build/release/%)
+
+# ---- checks -----------------------------------------------------------------------------
+
+check: deps
+	@$(MAKE) --no-print-directory -j2 VARIANT=debug WERROR=1 build
+	@$(MAKE) --no-print-directory check-headers check-layering check-banned check-format
+	@$(MAKE) --no-print-directory -j2 VARIANT=asan build
+	@HELIX=build/asan/helix RUNNER=build/asan/test_runner HX_TEST_TIMEOUT=900 \
+	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh
+	@$(MAKE) --no-print-directory fuzz
+	@echo "check: all green"
+
+check-headers:
+	@tools/check_headers.sh
+
+check-layering:
+	@tools/check_layering.sh
+
+check-banned:
+	@tools/check_banned.sh
+
+check-format:
+	@clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+	@echo "format: ok"
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_FLAGS := -std=c11 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -c $< -o $@
+
+build/fuzz/libhelix.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libhelix.a
+	clang $(CPPFLAGS) -Itests $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libhelix.a \
+	    $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	    name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
+	    mkdir -p build/fuzz/corpus-$$name; \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=0 \
+	        build/fuzz/corpus-$$name $$( [ -d $$corpus ] && echo $$corpus ) \
+	        2>build/fuzz/$$name.log || { tail -50 build/fuzz/$$name.log; exit 1; }; \
+	done; echo "fuzz: ok"
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)

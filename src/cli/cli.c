@@ -1,0 +1,123 @@
+/*
+ * cli.c - helpers shared by the subcommands (errors, bundled-data lookup, number parsing).
+ */
+#define _GNU_SOURCE
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "hx: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nsee 'helix %s --help'\n", cmd);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "hx: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return CLI_EXIT_RUNTIME;
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_home_dir(char *out, size_t n)
+{
+    const char *env = getenv("HELIX_HOME");
+    if (env && *env) {
+        return snprintf(out, n, "%s", env) < (int)n ? 0 : -1;
+    }
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        /* <root>/build/<variant>/helix -> <root> */
+        for (int up = 0; up < 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) {
+                break;
+            }
+            *slash = '\0';
+            char probe[PATH_MAX + 16];
+            snprintf(probe, sizeof(probe), "%s/data", exe);
+            if (up > 0 && is_dir(probe)) {
+                return snprintf(out, n, "%s", exe) < (int)n ? 0 : -1;
+            }
+        }
+    }
+    return snprintf(out, n, ".") < (int)n ? 0 : -1;
+}
+
+int cli_resolve_data(const char *path_or_rel, char *out, size_t n)
+{
+    if (is_file(path_or_rel) || is_dir(path_or_rel)) {
+        return snprintf(out, n, "%s", path_or_rel) < (int)n ? 0 : -1;
+    }
+    char home[PATH_MAX];
+    if (cli_home_dir(home, sizeof(home)) != 0) {
+        return -1;
+    }
+    snprintf(out, n, "%s/%s", home, path_or_rel);
+    return (is_file(out) || is_dir(out)) ? 0 : -1;
+}
+
+int cli_resolve_model_profile(const char *name, char *out, size_t n)
+{
+    if (strchr(name, '/') || strstr(name, ".ini")) {
+        snprintf(out, n, "%s", name);
+        return is_file(name) ? 0 : -1;
+    }
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "data/models/%s.ini", name);
+    return cli_resolve_data(rel, out, n);
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0') {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_long(const char *s, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0') {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
