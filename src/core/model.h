@@ -1,5 +1,5 @@
 /*
- * model.h - a model x GPU-type profile (our models/*.ini + profile CSVs, spec §1.4-§1.6) and
+ * model.h - a model x GPU-type profile (our models/NAME.ini + profile CSVs, spec §1.4-§1.6) and
  * Helix's "typical token throughput" model (§1.7).
  *
  * Layer counts k are 1-based everywhere (k = layers a node holds, 1..max_layers); per-k arrays
