@@ -10,11 +10,9 @@
 /* Python 3 round(x) for a float, returned as double (half to even). */
 static inline double py_round(double x)
 {
-    double r = floor(x + 0.5);
-    if (r - x == 0.5 && fmod(r, 2.0) != 0.0) {
-        r -= 1.0; /* exactly halfway and r is odd: go to the even neighbour */
-    }
-    return r;
+    /* nearbyint rounds half to even in the default FE_TONEAREST mode, and is exact for
+     * every double (unlike floor(x + 0.5), which is wrong from 2^52 upward). */
+    return nearbyint(x);
 }
 
 /* Python int(x) for a float: truncation toward zero. */

@@ -72,5 +72,6 @@ TEST(base_py_round_half_even)
     ASSERT_DBL_NEAR(py_round(2.5), 2.0, 0);
     ASSERT_DBL_NEAR(py_round(-2.5), -2.0, 0);
     ASSERT_DBL_NEAR(py_round(2.6), 3.0, 0);
+    ASSERT_DBL_NEAR(py_round(4503599627370497.0), 4503599627370497.0, 0);
     ASSERT_DBL_NEAR(py_int(-2.7), -2.0, 0);
 }
