@@ -220,6 +220,30 @@ int milp_row_add(struct milp_model *m, size_t nz, const int *idx, const double *
     return (int)i;
 }
 
+int milp_col_set_bounds(struct milp_model *m, size_t j, double lb, double ub)
+{
+    if (!m || j >= m->n_cols || isnan(lb) || isnan(ub) || lb > ub || lb == INFINITY ||
+        ub == -INFINITY) {
+        return HX_EINVAL;
+    }
+    if (m->col_kind[j] == MILP_VAR_BINARY && (lb < 0 || ub > 1)) {
+        return HX_EINVAL;
+    }
+    m->col_lb[j] = lb;
+    m->col_ub[j] = ub;
+    return HX_OK;
+}
+
+double milp_col_lb(const struct milp_model *m, size_t j)
+{
+    return m && j < m->n_cols ? m->col_lb[j] : NAN;
+}
+
+double milp_col_ub(const struct milp_model *m, size_t j)
+{
+    return m && j < m->n_cols ? m->col_ub[j] : NAN;
+}
+
 size_t milp_model_n_cols(const struct milp_model *m)
 {
     return m ? m->n_cols : 0;

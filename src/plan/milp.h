@@ -111,6 +111,15 @@ int milp_col_add(struct milp_model *m, double lb, double ub, double obj, enum mi
 int milp_row_add(struct milp_model *m, size_t nz, const int *idx, const double *val, double lo,
                  double hi, const char *name);
 
+/*
+ * Change the bounds of column j (e.g. to fix integer columns to a placement). Same checks as
+ * milp_col_add; a binary column stays within [0, 1]. HX_EINVAL if j is out of range.
+ */
+int milp_col_set_bounds(struct milp_model *m, size_t j, double lb, double ub);
+/* Bounds of column j (NAN if out of range). */
+double milp_col_lb(const struct milp_model *m, size_t j);
+double milp_col_ub(const struct milp_model *m, size_t j);
+
 size_t milp_model_n_cols(const struct milp_model *m);
 size_t milp_model_n_rows(const struct milp_model *m);
 /* Number of integer (including binary) columns and of binary columns. */
