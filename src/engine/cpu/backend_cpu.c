@@ -1,0 +1,235 @@
+/*
+ * backend_cpu.c - the CPU backend, the reference implementation of backend.h. Backend memory
+ * is host memory (buffers are hx_calloc'd, weights point into the mmap'd files: zero copy).
+ * Elementwise ops are straightforward loops; matmul (op_matmul.c) and attention
+ * (op_attention.c) split their work over the thread pool. Numerics follow Hugging Face's
+ * float32 LLaMA: RMSNorm in float with the weight applied after normalising, RoPE angles
+ * formed in float32 like transformers' inv_freq, SiLU as x / (1 + e^-x).
+ */
+#include "engine/cpu/cpu_int.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/status.h"
+#include "engine/engine_int.h"
+
+#define MAX_HEAD_DIM 1024
+
+static int cpu_buf_alloc(struct eng_backend *be, size_t n, void **out)
+{
+    (void)be;
+    *out = hx_calloc(1, n);
+    return *out ? HX_OK : HX_ENOMEM;
+}
+
+static void cpu_buf_free(struct eng_backend *be, void *p)
+{
+    (void)be;
+    xfree(p);
+}
+
+static int cpu_weight_upload(struct eng_backend *be, const struct eng_weight *host,
+                             struct eng_weight *out, struct hx_diag *diag)
+{
+    (void)be;
+    (void)diag;
+    *out = *host; /* zero copy: the model keeps the file mapped */
+    return HX_OK;
+}
+
+static void cpu_weight_release(struct eng_backend *be, struct eng_weight *w)
+{
+    (void)be;
+    w->data = NULL;
+}
+
+static void cpu_memcpy(struct eng_backend *be, void *dst, const void *src, size_t n)
+{
+    (void)be;
+    if (n) {
+        memcpy(dst, src, n);
+    }
+}
+
+static void cpu_sync(struct eng_backend *be)
+{
+    (void)be;
+}
+
+int cpu_scratch_reserve(struct eng_cpu_backend *cb, size_t n)
+{
+    if (n <= cb->scratch_floats) {
+        return HX_OK;
+    }
+    for (int i = 0; i < cb->pool.n_threads; i++) {
+        float *p = hx_malloc(n * sizeof(float));
+        if (!p) {
+            return HX_ENOMEM;
+        }
+        xfree(cb->scratch[i]);
+        cb->scratch[i] = p;
+    }
+    cb->scratch_floats = n;
+    return HX_OK;
+}
+
+static int cpu_reserve(struct eng_backend *be, int max_rows, int max_cols, struct hx_diag *diag)
+{
+    (void)max_rows;
+    struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
+    size_t need = (size_t)cpu_tile_rows(max_cols) * (size_t)max_cols;
+    if (cpu_scratch_reserve(cb, need) != HX_OK) {
+        return hx_diag_set(diag, HX_ENOMEM, "cpu backend: cannot allocate %zu bytes of scratch",
+                           need * sizeof(float));
+    }
+    return HX_OK;
+}
+
+static void cpu_embed(struct eng_backend *be, const struct eng_weight *table, const int32_t *ids,
+                      int n, float *out)
+{
+    (void)be;
+    size_t dim = (size_t)table->cols;
+    for (int i = 0; i < n; i++) {
+        size_t base = (size_t)ids[i] * dim;
+        for (size_t j = 0; j < dim; j++) {
+            out[(size_t)i * dim + j] = eng_weight_get(table, base + j);
+        }
+    }
+}
+
+static void cpu_rmsnorm(struct eng_backend *be, const float *x, const struct eng_weight *w, int n,
+                        float eps, float *out)
+{
+    (void)be;
+    size_t dim = (size_t)w->cols;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim;
+        float *oi = out + (size_t)i * dim;
+        double ss = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            ss += (double)xi[j] * (double)xi[j];
+        }
+        float scale = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
+        for (size_t j = 0; j < dim; j++) {
+            oi[j] = eng_weight_get(w, j) * (xi[j] * scale);
+        }
+    }
+}
+
+static void cpu_rope(struct eng_backend *be, float *x, int n, int n_heads, int head_dim,
+                     const int32_t *pos, double theta)
+{
+    (void)be;
+    int half = head_dim / 2;
+    float cosv[MAX_HEAD_DIM / 2];
+    float sinv[MAX_HEAD_DIM / 2];
+    for (int t = 0; t < n; t++) {
+        for (int j = 0; j < half; j++) {
+            /* as transformers: inv_freq and the angle are float32 */
+            float inv_freq = (float)(1.0 / pow(theta, (double)(2 * j) / (double)head_dim));
+            float angle = (float)pos[t] * inv_freq;
+            cosv[j] = (float)cos((double)angle);
+            sinv[j] = (float)sin((double)angle);
+        }
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * (size_t)n_heads + (size_t)h) * (size_t)head_dim;
+            for (int j = 0; j < half; j++) {
+                float a = v[j];
+                float b = v[j + half];
+                v[j] = a * cosv[j] - b * sinv[j];
+                v[j + half] = b * cosv[j] + a * sinv[j];
+            }
+        }
+    }
+}
+
+static void cpu_swiglu(struct eng_backend *be, const float *gate, const float *up, size_t n,
+                       float *out)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void cpu_add(struct eng_backend *be, float *x, const float *y, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) {
+        x[i] += y[i];
+    }
+}
+
+static void cpu_destroy(struct eng_backend *be)
+{
+    struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
+    for (int i = 0; i < cb->pool.n_threads; i++) {
+        xfree(cb->scratch[i]);
+    }
+    cpu_pool_release(&cb->pool);
+    xfree(cb->scratch);
+    xfree(cb);
+}
+
+static const struct eng_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .buf_alloc = cpu_buf_alloc,
+    .buf_free = cpu_buf_free,
+    .weight_upload = cpu_weight_upload,
+    .weight_release = cpu_weight_release,
+    .to_device = cpu_memcpy,
+    .to_host = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .sync = cpu_sync,
+    .reserve = cpu_reserve,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .matmul = cpu_op_matmul,
+    .rope = cpu_rope,
+    .kv_store = cpu_op_kv_store,
+    .attention = cpu_op_attention,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+};
+
+int eng_cpu_backend_new(int n_threads, struct eng_backend **out, struct hx_diag *diag)
+{
+    *out = NULL;
+    if (n_threads <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = online > 0 ? (int)online : 1;
+    }
+    if (n_threads > 256) {
+        return hx_diag_set(diag, HX_EINVAL, "cpu backend: %d threads (at most 256)", n_threads);
+    }
+    struct eng_cpu_backend *cb = hx_calloc(1, sizeof(*cb));
+    if (!cb) {
+        return hx_diag_set(diag, HX_ENOMEM, "cpu backend: out of memory");
+    }
+    cb->base.ops = &cpu_ops;
+    /* our pool splits the work; each sgemm call runs on the thread that makes it */
+    openblas_set_num_threads(1);
+    cpu_pool_init(&cb->pool, n_threads);
+    cb->scratch = xcalloc((size_t)cb->pool.n_threads, sizeof(float *));
+    *out = &cb->base;
+    return HX_OK;
+}
+
+void eng_backend_free(struct eng_backend *be)
+{
+    if (be) {
+        be->ops->destroy(be);
+    }
+}
+
+const char *eng_backend_name(const struct eng_backend *be)
+{
+    return be->ops->name;
+}

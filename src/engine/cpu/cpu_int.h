@@ -1,0 +1,64 @@
+/*
+ * cpu_int.h - shared inside the CPU backend: its state (thread pool, per-thread scratch) and
+ * the op entry points implemented in op_*.c. The ops are plain C; the few hot loops
+ * (bf16/f16 row dot products) are compiled for several x86-64 levels with gcc's
+ * target_clones and picked at load time, with no intrinsics in the source.
+ */
+#ifndef HX_ENGINE_CPU_CPU_INT_H
+#define HX_ENGINE_CPU_CPU_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "engine/backend.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define CPU_HOT                                                                                    \
+    __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CPU_HOT
+#endif
+
+/* Runs fn(ctx, task, thread) for task in [0, n_tasks) on the caller plus the pool's threads. */
+typedef void cpu_task_fn(void *ctx, int task, int thread);
+
+struct cpu_pool {
+    int n_threads; /* including the caller */
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t start;
+    pthread_cond_t done;
+    unsigned long gen;
+    int pending;
+    int stop;
+    cpu_task_fn *fn;
+    void *ctx;
+    int n_tasks;
+    atomic_int next;
+};
+
+int cpu_pool_init(struct cpu_pool *p, int n_threads);
+void cpu_pool_release(struct cpu_pool *p);
+void cpu_pool_run(struct cpu_pool *p, cpu_task_fn *fn, void *ctx, int n_tasks);
+
+struct eng_cpu_backend {
+    struct eng_backend base;
+    struct cpu_pool pool;
+    float **scratch;       /* [n_threads] tile buffers for bf16/f16 -> f32 weight tiles */
+    size_t scratch_floats; /* floats in each */
+};
+
+/* Grow each thread's scratch to n floats (called by reserve, before serving). */
+int cpu_scratch_reserve(struct eng_cpu_backend *cb, size_t n);
+
+void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct eng_weight *w,
+                   const struct eng_weight *bias, float *out);
+void cpu_op_attention(struct eng_backend *be, const struct eng_attn_batch *b, const float *q,
+                      float *out);
+void cpu_op_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, const float *k,
+                     const float *v);
+/* Tile rows of a matmul with k columns (the scratch each thread needs is rows x k floats). */
+int cpu_tile_rows(int k);
+
+#endif

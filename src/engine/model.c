@@ -1,0 +1,433 @@
+/*
+ * model.c - load a layer range of a Hugging Face model directory: config.json, then
+ * model.safetensors or the shards named by model.safetensors.index.json. Shards are mmap'd
+ * (read-only, private) and only when the range needs one of their tensors; tensors are used in
+ * place (the CPU backend's weight_upload is zero-copy), so pages of other layers are never
+ * read. Every needed tensor is checked for presence, dtype and shape against the config.
+ */
+#include "engine/engine_int.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/status.h"
+
+#define MAX_JSON_BYTES ((size_t)64 << 20)
+
+/* Read a whole (small) file into a NUL-terminated buffer. */
+static int read_small_file(const char *path, char **out, size_t *len, struct hx_diag *diag)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return hx_diag_set(diag, HX_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    char *buf = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= MAX_JSON_BYTES) {
+                fclose(f);
+                xfree(buf);
+                return hx_diag_set(diag, HX_EPARSE, "%s: larger than %zu bytes", path,
+                                   MAX_JSON_BYTES);
+            }
+            cap = cap ? cap * 2 : 4096;
+            buf = xrealloc(buf, cap + 1);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        xfree(buf);
+        return hx_diag_set(diag, HX_EIO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return HX_OK;
+}
+
+/* mmap one shard and parse its header. */
+static int map_file(const char *path, struct eng_mapped *m, struct hx_diag *diag)
+{
+    memset(m, 0, sizeof(*m));
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return hx_diag_set(diag, HX_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return hx_diag_set(diag, HX_EIO, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < 8) {
+        close(fd);
+        return hx_diag_set(diag, HX_EPARSE,
+                           "%s: %zu bytes, too short for a safetensors header (truncated?)", path,
+                           len);
+    }
+    void *base = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) {
+        return hx_diag_set(diag, HX_EIO, "%s: mmap failed: %s", path, strerror(errno));
+    }
+    int rc = eng_st_parse(base, len, path, &m->st, diag);
+    if (rc != HX_OK) {
+        munmap(base, len);
+        return rc;
+    }
+    m->path = xstrdup(path);
+    m->base = base;
+    m->len = len;
+    return HX_OK;
+}
+
+struct loader {
+    const char *dir;
+    struct eng_model *m;
+    cJSON *index; /* weight_map of a sharded model, else NULL */
+    int cap_files;
+    struct hx_diag *diag;
+};
+
+/* The mapped file that holds tensor name (maps its shard on first use). */
+static int file_for(struct loader *L, const char *name, struct eng_mapped **out)
+{
+    struct eng_model *m = L->m;
+    char path[4096];
+    if (!L->index) {
+        *out = &m->files[0];
+        return HX_OK;
+    }
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(L->index, name);
+    if (!cJSON_IsString(fn)) {
+        return hx_diag_set(L->diag, HX_EPARSE,
+                           "%s/model.safetensors.index.json: missing tensor '%s' in weight_map",
+                           L->dir, name);
+    }
+    if (strchr(fn->valuestring, '/') || fn->valuestring[0] == '.') {
+        return hx_diag_set(L->diag, HX_EPARSE,
+                           "%s/model.safetensors.index.json: bad shard name '%.64s' for '%s'",
+                           L->dir, fn->valuestring, name);
+    }
+    if (snprintf(path, sizeof(path), "%s/%s", L->dir, fn->valuestring) >= (int)sizeof(path)) {
+        return hx_diag_set(L->diag, HX_EINVAL, "%s: path too long", L->dir);
+    }
+    for (int i = 0; i < m->n_files; i++) {
+        if (strcmp(m->files[i].path, path) == 0) {
+            *out = &m->files[i];
+            return HX_OK;
+        }
+    }
+    if (m->n_files == L->cap_files) {
+        L->cap_files = L->cap_files ? 2 * L->cap_files : 8;
+        m->files = xrealloc(m->files, (size_t)L->cap_files * sizeof(*m->files));
+    }
+    int rc = map_file(path, &m->files[m->n_files], L->diag);
+    if (rc != HX_OK) {
+        return rc;
+    }
+    *out = &m->files[m->n_files++];
+    return HX_OK;
+}
+
+/* Find tensor name, check dtype and shape [rows, cols] (cols = 0: a vector of rows), upload. */
+static int load_tensor(struct loader *L, const char *name, int rows, int cols,
+                       struct eng_weight *out)
+{
+    struct eng_mapped *f;
+    int rc = file_for(L, name, &f);
+    if (rc != HX_OK) {
+        return rc;
+    }
+    const struct eng_st_tensor *t = eng_st_find(&f->st, name);
+    if (!t) {
+        return hx_diag_set(L->diag, HX_EPARSE, "%s: missing tensor '%s'", f->path, name);
+    }
+    if (t->dtype == ENG_DTYPE_OTHER) {
+        return hx_diag_set(L->diag, HX_ENOTSUP,
+                           "%s: tensor '%s' has dtype %s; supported: BF16, F16, F32", f->path, name,
+                           t->dtype_name);
+    }
+    int ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
+                  : (t->n_dims == 1 && t->shape[0] == rows);
+    if (!ok) {
+        char got[128] = "";
+        size_t used = 0;
+        for (int d = 0; d < t->n_dims && used < sizeof(got) - 24; d++) {
+            used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%lld", d ? ", " : "",
+                                     (long long)t->shape[d]);
+        }
+        if (cols) {
+            return hx_diag_set(L->diag, HX_EPARSE,
+                               "%s: tensor '%s' has shape [%s], config.json implies [%d, %d]",
+                               f->path, name, got, rows, cols);
+        }
+        return hx_diag_set(L->diag, HX_EPARSE,
+                           "%s: tensor '%s' has shape [%s], config.json implies [%d]", f->path,
+                           name, got, rows);
+    }
+    size_t esize = eng_dtype_size(t->dtype);
+    const unsigned char *data = (const unsigned char *)f->base + t->begin;
+    if ((uintptr_t)data % esize != 0) {
+        return hx_diag_set(L->diag, HX_ENOTSUP,
+                           "%s: tensor '%s' is not aligned to its element size in the file",
+                           f->path, name);
+    }
+    struct eng_weight host = {t->dtype, cols ? rows : 1, cols ? cols : rows, data};
+    return L->m->be->ops->weight_upload(L->m->be, &host, out, L->diag);
+}
+
+static int load_layer(struct loader *L, int layer, struct eng_layer_weights *w)
+{
+    const struct eng_config *c = &L->m->cfg;
+    int q_out = c->n_heads * c->head_dim;
+    int kv_out = c->n_kv_heads * c->head_dim;
+    char name[160];
+    int rc;
+#define LOAD(suffix, rows, cols, dst)                                                              \
+    do {                                                                                           \
+        snprintf(name, sizeof(name), "model.layers.%d.%s", layer, suffix);                         \
+        if ((rc = load_tensor(L, name, rows, cols, dst)) != HX_OK) {                               \
+            return rc;                                                                             \
+        }                                                                                          \
+    } while (0)
+    LOAD("input_layernorm.weight", c->hidden, 0, &w->attn_norm);
+    LOAD("self_attn.q_proj.weight", q_out, c->hidden, &w->wq);
+    LOAD("self_attn.k_proj.weight", kv_out, c->hidden, &w->wk);
+    LOAD("self_attn.v_proj.weight", kv_out, c->hidden, &w->wv);
+    LOAD("self_attn.o_proj.weight", c->hidden, q_out, &w->wo);
+    if (c->qkv_bias) {
+        LOAD("self_attn.q_proj.bias", q_out, 0, &w->bq);
+        LOAD("self_attn.k_proj.bias", kv_out, 0, &w->bk);
+        LOAD("self_attn.v_proj.bias", kv_out, 0, &w->bv);
+    }
+    LOAD("post_attention_layernorm.weight", c->hidden, 0, &w->ffn_norm);
+    LOAD("mlp.gate_proj.weight", c->ffn, c->hidden, &w->wg);
+    LOAD("mlp.up_proj.weight", c->ffn, c->hidden, &w->wu);
+    LOAD("mlp.down_proj.weight", c->hidden, c->ffn, &w->wd);
+#undef LOAD
+    return HX_OK;
+}
+
+static size_t weight_bytes(const struct eng_weight *w)
+{
+    return w->data ? (size_t)w->rows * (size_t)w->cols * eng_dtype_size(w->dtype) : 0;
+}
+
+static size_t layer_bytes(const struct eng_layer_weights *w)
+{
+    const struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk,       &w->wv, &w->wo, &w->bq,
+                                      &w->bk,        &w->bv, &w->ffn_norm, &w->wg, &w->wu, &w->wd};
+    size_t sum = 0;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        sum += weight_bytes(all[i]);
+    }
+    return sum;
+}
+
+int eng_model_load(const char *dir, int layer_begin, int layer_end, struct eng_backend *be,
+                   struct eng_model **out, struct hx_diag *diag)
+{
+    *out = NULL;
+    char path[4096];
+    char *json = NULL;
+    size_t json_len = 0;
+    struct loader L = {dir, NULL, NULL, 0, diag};
+    cJSON *index_root = NULL;
+    struct eng_model *m = xcalloc(1, sizeof(*m));
+    m->be = be;
+    int rc;
+    if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) {
+        rc = hx_diag_set(diag, HX_EINVAL, "%s: path too long", dir);
+        goto fail;
+    }
+    if ((rc = read_small_file(path, &json, &json_len, diag)) != HX_OK ||
+        (rc = eng_config_parse(json, json_len, path, &m->cfg, diag)) != HX_OK) {
+        goto fail;
+    }
+    xfree(json);
+    json = NULL;
+    if (layer_end < 0) {
+        layer_end = m->cfg.n_layers;
+    }
+    if (layer_begin < 0 || layer_begin >= layer_end || layer_end > m->cfg.n_layers) {
+        rc = hx_diag_set(diag, HX_EINVAL, "layer range [%d, %d) is not within [0, %d)", layer_begin,
+                         layer_end, m->cfg.n_layers);
+        goto fail;
+    }
+    m->begin = layer_begin;
+    m->end = layer_end;
+    L.m = m;
+
+    snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+    if (access(path, F_OK) == 0) {
+        if ((rc = read_small_file(path, &json, &json_len, diag)) != HX_OK) {
+            goto fail;
+        }
+        index_root = cJSON_ParseWithLength(json, json_len);
+        L.index = index_root ? cJSON_GetObjectItemCaseSensitive(index_root, "weight_map") : NULL;
+        if (!cJSON_IsObject(L.index)) {
+            rc = hx_diag_set(diag, HX_EPARSE, "%s: needs an object 'weight_map'", path);
+            goto fail;
+        }
+    } else {
+        snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+        m->files = xcalloc(1, sizeof(*m->files));
+        L.cap_files = 1;
+        if ((rc = map_file(path, &m->files[0], diag)) != HX_OK) {
+            goto fail;
+        }
+        m->n_files = 1;
+    }
+
+    const struct eng_config *c = &m->cfg;
+    m->layers = xcalloc((size_t)(layer_end - layer_begin), sizeof(*m->layers));
+    for (int l = layer_begin; l < layer_end; l++) {
+        if ((rc = load_layer(&L, l, &m->layers[l - layer_begin])) != HX_OK) {
+            goto fail;
+        }
+        m->layer_bytes = layer_bytes(&m->layers[l - layer_begin]);
+        m->weight_bytes += m->layer_bytes;
+    }
+    int first = layer_begin == 0;
+    int last = layer_end == c->n_layers;
+    if ((first || (last && c->tied)) && (rc = load_tensor(&L, "model.embed_tokens.weight", c->vocab,
+                                                          c->hidden, &m->embed)) != HX_OK) {
+        goto fail;
+    }
+    if (last) {
+        if ((rc = load_tensor(&L, "model.norm.weight", c->hidden, 0, &m->norm)) != HX_OK) {
+            goto fail;
+        }
+        if (c->tied) {
+            m->head = m->embed;
+        } else if ((rc = load_tensor(&L, "lm_head.weight", c->vocab, c->hidden, &m->head)) !=
+                   HX_OK) {
+            goto fail;
+        }
+        m->weight_bytes += weight_bytes(&m->norm) + weight_bytes(&m->head);
+    }
+    cJSON_Delete(index_root);
+    xfree(json);
+    *out = m;
+    return HX_OK;
+fail:
+    cJSON_Delete(index_root);
+    xfree(json);
+    eng_model_free(m);
+    return rc;
+}
+
+void eng_model_free(struct eng_model *m)
+{
+    if (!m) {
+        return;
+    }
+    if (m->layers) {
+        for (int l = 0; l < m->end - m->begin; l++) {
+            struct eng_layer_weights *w = &m->layers[l];
+            struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk, &w->wv,
+                                        &w->wo,        &w->bq, &w->bk, &w->bv,
+                                        &w->ffn_norm,  &w->wg, &w->wu, &w->wd};
+            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+                if (all[i]->data) {
+                    m->be->ops->weight_release(m->be, all[i]);
+                }
+            }
+        }
+        xfree(m->layers);
+    }
+    if (m->head.data && m->head.data != m->embed.data) {
+        m->be->ops->weight_release(m->be, &m->head);
+    }
+    if (m->embed.data) {
+        m->be->ops->weight_release(m->be, &m->embed);
+    }
+    if (m->norm.data) {
+        m->be->ops->weight_release(m->be, &m->norm);
+    }
+    for (int i = 0; i < m->n_files; i++) {
+        munmap(m->files[i].base, m->files[i].len);
+        eng_st_release(&m->files[i].st);
+        xfree(m->files[i].path);
+    }
+    xfree(m->files);
+    xfree(m);
+}
+
+const struct eng_config *eng_model_config(const struct eng_model *m)
+{
+    return &m->cfg;
+}
+
+int eng_model_layer_begin(const struct eng_model *m)
+{
+    return m->begin;
+}
+
+int eng_model_layer_end(const struct eng_model *m)
+{
+    return m->end;
+}
+
+size_t eng_model_weight_bytes(const struct eng_model *m)
+{
+    return m->weight_bytes;
+}
+
+size_t eng_model_layer_bytes(const struct eng_model *m)
+{
+    return m->layer_bytes;
+}
+
+uint16_t eng_f32_to_f16(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof(bits));
+    uint32_t sign = (bits >> 16) & 0x8000u;
+    uint32_t exp = (bits >> 23) & 0xffu;
+    uint32_t mant = bits & 0x7fffffu;
+    if (exp == 0xffu) { /* inf, NaN */
+        return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
+    }
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) {
+        return (uint16_t)(sign | 0x7c00u);
+    }
+    if (e <= 0) { /* subnormal or zero */
+        if (e < -10) {
+            return (uint16_t)sign;
+        }
+        mant |= 0x800000u;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1u);
+        uint32_t mid = 1u << (shift - 1u);
+        if (rem > mid || (rem == mid && (half & 1u))) {
+            half++;
+        }
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) {
+        half++; /* may carry into the exponent: still correct rounding */
+    }
+    return (uint16_t)half;
+}
