@@ -74,6 +74,14 @@ double flow_graph_edge_flow(const struct flow_graph *g, int e);
  */
 int flow_graph_source_side(const struct flow_graph *g, int v);
 
+/* Endpoints of edge e (-1 if out of range). */
+int flow_graph_edge_tail(const struct flow_graph *g, int e);
+int flow_graph_edge_head(const struct flow_graph *g, int e);
+
+/* After flow_graph_max_flow: 1 if edge e crosses the minimum cut (tail on the source side, head
+ * not), i.e. it is a saturated bottleneck edge. */
+int flow_graph_edge_in_cut(const struct flow_graph *g, int e);
+
 /* ---- Helix's flow graphs ----------------------------------------------------------------- */
 
 /* Per compute node result (index = cluster node index). */
