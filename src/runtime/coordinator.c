@@ -1,0 +1,1654 @@
+/*
+ * coordinator.c - helix's coordinator: the source and sink of every request (spec §8).
+ *
+ * One loop thread owns the control ROUTER and all request state. It admits workers (shared
+ * secret, name from the plan), assigns their layer ranges and peer tables, routes each
+ * prompt with the scheduler library (sched.h: max-flow + IWRR, §5.1) under an exact KV
+ * admission check (a request reserves ceil((prompt + max_new) / 16) KV blocks on every node of
+ * its route; when no route fits it waits in a FIFO queue), sends the PREFILL to the first hop,
+ * turns each TOKEN from the last hop into the next DECODE along the same route, detokenises
+ * with the streaming decoder and applies stop strings, max_tokens and EOS.
+ *
+ * A worker unheard for dead_ms (or whose hop reports it unreachable) is declared dead: the
+ * scheduler recomputes the flow without it, and each affected request is re-prefilled (prompt
+ * plus the tokens generated so far) along a new route, so its client sees one stream; if no
+ * route covers all layers any more, the request ends with an error event. A restarted worker
+ * registers again under its name and rejoins.
+ *
+ * Client threads (HTTP) talk to the loop only through the locked inbox and per-request
+ * streams (mutex + condition variable).
+ */
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "base/strbuf.h"
+#include "engine/engine.h"
+#include "engine/tokenizer.h"
+#include "runtime/proto.h"
+#include "runtime/xport.h"
+#include "sched/sched.h"
+
+#define COORD_KV_BLOCK ENG_KV_BLOCK
+#define COORD_RETRY_MAX 4
+
+enum node_state {
+    NODE_WAITING = 0, /* never registered */
+    NODE_LOADING = 1, /* ASSIGN sent, waiting for READY */
+    NODE_READY = 2,
+    NODE_DEAD = 3,
+};
+
+static const char *node_state_name(int s)
+{
+    static const char *names[] = {"waiting", "loading", "ready", "dead"};
+    return s >= 0 && s <= 3 ? names[s] : "?";
+}
+
+struct cnode {
+    struct coord_node_spec spec;
+    int state;
+    char endpoint[PROTO_ENDPOINT_MAX + 1];
+    long kv_blocks_total;
+    long kv_blocks_used; /* reserved by admitted requests */
+    int n_active;
+    /* heartbeat telemetry */
+    uint32_t hb_active;
+    uint64_t hb_kv_used;
+    uint64_t hb_kv_total;
+    /* counters */
+    uint64_t tokens; /* tokens processed (prefill + decode) by this node */
+    uint64_t steps;  /* forward messages through this node */
+    uint64_t joins;
+    double rate_tokens; /* tokens/s over the last window */
+    uint64_t win_tokens;
+};
+
+/* Per directed link endpoint pair, as sched link index; counters for /metrics. */
+struct clink {
+    int from;
+    int to;
+    uint64_t bytes;
+    uint64_t tokens;
+    uint64_t win_bytes;
+    uint64_t win_tokens;
+    double rate_bytes;
+    double rate_tokens;
+};
+
+struct coord_stream {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    struct strbuf pending; /* produced, not yet read */
+    struct strbuf out;     /* handed to the reader by the last coord_stream_next */
+    int done;              /* 1 = DONE, 2 = ERROR */
+    int code;
+    char finish[16];
+    char err[512];
+    int prompt_tokens;
+    int completion_tokens;
+    int cancelled;
+};
+
+struct coord_hop {
+    int node;
+    int layer_start;
+    int layer_end;
+};
+
+enum req_state {
+    REQ_QUEUED = 0,
+    REQ_RUNNING = 1,
+    REQ_RETRY = 2, /* waiting until retry_at_us, then queued again */
+};
+
+struct creq {
+    uint64_t id;
+    uint64_t wire_id;
+    struct coord_stream *stream;
+    int32_t *prompt;
+    int n_prompt;
+    int32_t *gen;
+    int n_gen;
+    int max_new;
+    float temperature;
+    float top_p;
+    uint64_t seed;
+    int n_stop;
+    char stop[RT_MAX_STOP][RT_STOP_MAX_BYTES + 1];
+    int ignore_eos;
+    int state;
+    int64_t retry_at_us;
+    int attempts;
+    int n_hops;
+    struct coord_hop hops[PROTO_MAX_HOPS];
+    int hop_link[PROTO_MAX_HOPS + 1]; /* sched link index of each hop, and into the sink */
+    long reserve_blocks;
+    uint32_t expect_seq; /* seq of the TOKEN we wait for */
+    int sent_tokens;     /* tokens in the forward message in flight */
+    int64_t sent_us;
+    struct eng_tok_stream *detok;
+    struct strbuf text;
+    size_t emitted;
+};
+
+struct coord {
+    struct coord_opts o;
+    struct cnode *nodes;
+    int n_nodes;
+    int n_layers;
+    int hidden;
+    int max_ctx;
+    int kv_dim;
+    int eos_id;
+    char model_name[128];
+    char *model_dir;
+    char *token;
+    struct eng_tok *tok;
+    struct xport_ctx *ctx;
+    struct xport *ctrl;
+    struct xport_live *live;
+    struct sched *sched;
+    int n_links;
+    struct sched_link_desc *link_desc;
+    struct clink *links;
+    double *iwrr_load; /* per link: IWRR virtual load (reset when the flow is recomputed) */
+    struct sched_swarm *swarm;
+    int *swarm_n_out;  /* per sender (0 = source, 1 + i = node i) */
+    int **swarm_links; /* per sender: its out-links (link indices), link order */
+    uint64_t rng;
+    /* loop-owned */
+    struct creq **reqs;
+    int n_reqs;
+    int cap_reqs;
+    uint64_t next_wire;
+    int64_t win_start_us;
+    uint64_t completed;
+    uint64_t failed;
+    uint64_t rerouted;
+    /* shared with client threads, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct creq **inbox;
+    int n_inbox;
+    int cap_inbox;
+    int n_queued_shared;
+    int n_ready_shared;
+    int covered_shared;
+    uint64_t next_id;
+    int stopping;
+    struct strbuf metrics;
+    pthread_t thread;
+    int started;
+};
+
+/* ---- streams ----------------------------------------------------------------------------- */
+
+static struct coord_stream *stream_new(void)
+{
+    struct coord_stream *s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->refs = 2; /* the client and the loop */
+    strbuf_init(&s->pending);
+    strbuf_init(&s->out);
+    return s;
+}
+
+static void stream_unref(struct coord_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left == 0) {
+        strbuf_release(&s->pending);
+        strbuf_release(&s->out);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        xfree(s);
+    }
+}
+
+static void stream_text(struct coord_stream *s, const char *text, size_t len)
+{
+    if (len == 0) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    strbuf_add(&s->pending, text, len);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void stream_finish(struct coord_stream *s, int ok, const char *finish, int code,
+                          const char *err, int prompt_tokens, int completion_tokens)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->done) {
+        s->done = ok ? 1 : 2;
+        snprintf(s->finish, sizeof(s->finish), "%s", finish ? finish : "");
+        s->code = code;
+        snprintf(s->err, sizeof(s->err), "%s", err ? err : "");
+        s->prompt_tokens = prompt_tokens;
+        s->completion_tokens = completion_tokens;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int coord_stream_next(struct coord_stream *s, int timeout_ms, struct coord_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    pthread_mutex_lock(&s->mu);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    if (timeout_ms > 0) {
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+    }
+    while (s->pending.len == 0 && !s->done) {
+        if (timeout_ms == 0) {
+            break;
+        }
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        } else if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0) {
+            break;
+        }
+    }
+    int rc = 0;
+    if (s->pending.len > 0) {
+        strbuf_reset(&s->out);
+        strbuf_add(&s->out, s->pending.buf, s->pending.len);
+        strbuf_reset(&s->pending);
+        ev->type = COORD_EVENT_TEXT;
+        ev->text = s->out.buf;
+        ev->len = s->out.len;
+    } else if (s->done == 1) {
+        ev->type = COORD_EVENT_DONE;
+        ev->finish_reason = s->finish;
+        ev->prompt_tokens = s->prompt_tokens;
+        ev->completion_tokens = s->completion_tokens;
+    } else if (s->done == 2) {
+        ev->type = COORD_EVENT_ERROR;
+        ev->text = s->err;
+        ev->len = strlen(s->err);
+        ev->code = s->code;
+        ev->prompt_tokens = s->prompt_tokens;
+        ev->completion_tokens = s->completion_tokens;
+    } else {
+        rc = HX_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void coord_stream_free(struct coord_stream *s)
+{
+    if (!s) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->cancelled = 1;
+    pthread_mutex_unlock(&s->mu);
+    stream_unref(s);
+}
+
+static int stream_cancelled(struct coord_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int c = s->cancelled;
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
+/* ---- stop strings ------------------------------------------------------------------------ */
+
+size_t coord_stop_scan(const char *text, size_t len, size_t emitted, const char *const *stop,
+                       int n_stop, int *stopped)
+{
+    *stopped = 0;
+    size_t best = len; /* earliest stop match */
+    for (int i = 0; i < n_stop; i++) {
+        size_t sl = strlen(stop[i]);
+        if (sl == 0 || sl > len) {
+            continue;
+        }
+        /* a match may start before `emitted` only if it was held back, i.e. never emitted */
+        size_t from = emitted >= sl ? emitted - sl + 1 : 0;
+        for (size_t p = from; p + sl <= len; p++) {
+            if (memcmp(text + p, stop[i], sl) == 0) {
+                if (p < best) {
+                    best = p;
+                }
+                break;
+            }
+        }
+    }
+    if (best < len) {
+        *stopped = 1;
+        return best > emitted ? best - emitted : 0;
+    }
+    /* hold back the longest suffix that is a proper prefix of some stop string */
+    size_t hold = 0;
+    for (int i = 0; i < n_stop; i++) {
+        size_t sl = strlen(stop[i]);
+        for (size_t k = sl > 0 ? sl - 1 : 0; k > hold; k--) {
+            if (k <= len && memcmp(text + len - k, stop[i], k) == 0) {
+                hold = k;
+                break;
+            }
+        }
+    }
+    size_t can = len - hold;
+    return can > emitted ? can - emitted : 0;
+}
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+int coord_sched_parse(const char *s, enum coord_sched *out)
+{
+    if (strcmp(s, "maxflow") == 0 || strcmp(s, "helix") == 0) {
+        *out = COORD_SCHED_MAXFLOW;
+    } else if (strcmp(s, "random") == 0) {
+        *out = COORD_SCHED_RANDOM;
+    } else if (strcmp(s, "swarm") == 0) {
+        *out = COORD_SCHED_SWARM;
+    } else {
+        return HX_EINVAL;
+    }
+    return 0;
+}
+
+const char *coord_sched_name(enum coord_sched s)
+{
+    switch (s) {
+    case COORD_SCHED_MAXFLOW:
+        return "maxflow";
+    case COORD_SCHED_RANDOM:
+        return "random";
+    case COORD_SCHED_SWARM:
+        return "swarm";
+    }
+    return "?";
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* splitmix64 */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int node_by_name(const struct coord *c, const char *name)
+{
+    for (int i = 0; i < c->n_nodes; i++) {
+        if (strcmp(c->nodes[i].spec.name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static long blocks_for(int tokens)
+{
+    return (tokens + COORD_KV_BLOCK - 1) / COORD_KV_BLOCK;
+}
+
+static size_t node_block_bytes(const struct coord *c, int i)
+{
+    int k = c->nodes[i].spec.layer_end - c->nodes[i].spec.layer_start;
+    return (size_t)k * 2 * COORD_KV_BLOCK * (size_t)c->kv_dim * sizeof(float);
+}
+
+static int link_index(const struct coord *c, int from, int to)
+{
+    for (int i = 0; i < c->n_links; i++) {
+        if (c->link_desc[i].from == from && c->link_desc[i].to == to) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static int send_ctrl(struct coord *c, int node, struct proto_header *h, const union proto_body *b)
+{
+    struct hx_diag d;
+    h->send_time_us = hx_clock_now_us();
+    int rc = xport_send_body(c->ctrl, c->nodes[node].spec.name, h, b, &d);
+    if (rc != 0) {
+        log_warn("coordinator: %s to %s failed: %s", proto_type_name(h->type),
+                 c->nodes[node].spec.name, d.msg);
+    }
+    return rc;
+}
+
+static void send_release(struct coord *c, int node, uint64_t wire_id)
+{
+    if (c->nodes[node].state != NODE_READY) {
+        return;
+    }
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_RELEASE);
+    h.request_id = wire_id;
+    struct hx_diag d;
+    xport_send_body(c->ctrl, c->nodes[node].spec.name, &h, NULL, &d);
+}
+
+static void send_assign(struct coord *c, int node)
+{
+    struct proto_peer *peers = xcalloc((size_t)c->n_nodes, sizeof(*peers));
+    uint32_t n = 0;
+    for (int i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].state == NODE_READY || c->nodes[i].state == NODE_LOADING) {
+            snprintf(peers[n].name, sizeof(peers[n].name), "%s", c->nodes[i].spec.name);
+            snprintf(peers[n].endpoint, sizeof(peers[n].endpoint), "%s", c->nodes[i].endpoint);
+            peers[n].node = (uint32_t)i;
+            n++;
+        }
+    }
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_ASSIGN);
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    b.assign.node = (uint32_t)node;
+    b.assign.layer_start = (uint32_t)c->nodes[node].spec.layer_start;
+    b.assign.layer_end = (uint32_t)c->nodes[node].spec.layer_end;
+    b.assign.n_layers = (uint32_t)c->n_layers;
+    snprintf(b.assign.model, sizeof(b.assign.model), "%s", c->model_dir);
+    b.assign.n_peers = n;
+    b.assign.peers = peers;
+    send_ctrl(c, node, &h, &b);
+    xfree(peers);
+}
+
+static void publish_state(struct coord *c)
+{
+    int ready = 0;
+    for (int i = 0; i < c->n_nodes; i++) {
+        ready += c->nodes[i].state == NODE_READY;
+    }
+    int covered = c->sched && sched_flow_value(c->sched) > 0;
+    int queued = 0;
+    for (int i = 0; i < c->n_reqs; i++) {
+        queued += c->reqs[i]->state != REQ_RUNNING;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->n_ready_shared = ready;
+    c->covered_shared = covered;
+    c->n_queued_shared = queued + c->n_inbox;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static void req_free(struct creq *r)
+{
+    if (!r) {
+        return;
+    }
+    if (r->stream) {
+        stream_unref(r->stream);
+    }
+    xfree(r->prompt);
+    xfree(r->gen);
+    eng_tok_stream_free(r->detok);
+    strbuf_release(&r->text);
+    xfree(r);
+}
+
+/* Give back a running request's reservations and free its KV on the workers. */
+static void req_unroute(struct coord *c, struct creq *r)
+{
+    if (r->n_hops == 0) {
+        return;
+    }
+    for (int i = 0; i < r->n_hops; i++) {
+        struct cnode *n = &c->nodes[r->hops[i].node];
+        n->kv_blocks_used -= r->reserve_blocks;
+        n->n_active--;
+        send_release(c, r->hops[i].node, r->wire_id);
+    }
+    r->n_hops = 0;
+}
+
+static void req_remove(struct coord *c, int idx)
+{
+    struct creq *r = c->reqs[idx];
+    req_unroute(c, r);
+    memmove(&c->reqs[idx], &c->reqs[idx + 1], (size_t)(c->n_reqs - idx - 1) * sizeof(*c->reqs));
+    c->n_reqs--;
+    req_free(r);
+}
+
+static void req_fail(struct coord *c, int idx, int code, const char *msg)
+{
+    struct creq *r = c->reqs[idx];
+    log_warn("coordinator: request %llu failed: %s", (unsigned long long)r->id, msg);
+    stream_finish(r->stream, 0, NULL, code, msg, r->n_prompt, r->n_gen);
+    c->failed++;
+    req_remove(c, idx);
+}
+
+static void req_done(struct coord *c, int idx, const char *finish)
+{
+    struct creq *r = c->reqs[idx];
+    const char *t = NULL;
+    size_t tl = 0;
+    if (strcmp(finish, "stop_string") != 0) {
+        eng_tok_stream_flush(r->detok, &t, &tl);
+        if (tl > 0) {
+            strbuf_add(&r->text, t, tl);
+        }
+        int stopped = 0;
+        const char *stops[RT_MAX_STOP];
+        for (int i = 0; i < r->n_stop; i++) {
+            stops[i] = r->stop[i];
+        }
+        /* release held-back bytes: no more text can complete a stop string */
+        size_t n = coord_stop_scan(r->text.buf ? r->text.buf : "", r->text.len, r->emitted, stops,
+                                   r->n_stop, &stopped);
+        if (!stopped) {
+            n = r->text.len - r->emitted;
+        }
+        stream_text(r->stream, r->text.buf + r->emitted, n);
+        r->emitted += n;
+    } else {
+        finish = "stop";
+    }
+    stream_finish(r->stream, 1, finish, 0, NULL, r->n_prompt, r->n_gen);
+    c->completed++;
+    req_remove(c, idx);
+}
+
+/* Requeue a request whose route broke: re-prefill later along a new route. */
+static void req_requeue(struct coord *c, struct creq *r, int64_t delay_us)
+{
+    req_unroute(c, r);
+    r->state = delay_us > 0 ? REQ_RETRY : REQ_QUEUED;
+    r->retry_at_us = hx_clock_now_us() + delay_us;
+    r->attempts++;
+    c->rerouted++;
+}
+
+/* Send the PREFILL (prompt + tokens so far) or the next DECODE of r to its first hop. */
+static int req_send_forward(struct coord *c, struct creq *r, int prefill)
+{
+    struct proto_header h;
+    proto_header_init(&h, prefill ? PROTO_TYPE_PREFILL : PROTO_TYPE_DECODE);
+    h.request_id = r->wire_id;
+    h.temperature = r->temperature;
+    h.top_p = r->top_p;
+    h.seed = r->seed;
+    h.dtype = PROTO_DTYPE_I32;
+    h.n_hops = (uint8_t)r->n_hops;
+    h.cur_hop = 0;
+    for (int i = 0; i < r->n_hops; i++) {
+        h.hops[i].node = (uint16_t)r->hops[i].node;
+        h.hops[i].layer_start = (uint16_t)r->hops[i].layer_start;
+        h.hops[i].layer_end = (uint16_t)r->hops[i].layer_end;
+    }
+    int32_t *buf;
+    int n;
+    int32_t one;
+    if (prefill) {
+        n = r->n_prompt + r->n_gen;
+        buf = xmalloc((size_t)n * sizeof(int32_t));
+        memcpy(buf, r->prompt, (size_t)r->n_prompt * sizeof(int32_t));
+        if (r->n_gen > 0) {
+            memcpy(buf + r->n_prompt, r->gen, (size_t)r->n_gen * sizeof(int32_t));
+        }
+        h.position = 0;
+    } else {
+        one = r->gen[r->n_gen - 1];
+        buf = &one;
+        n = 1;
+        h.position = (uint32_t)(r->n_prompt + r->n_gen - 1);
+    }
+    h.n_tokens = (uint32_t)n;
+    h.seq = (uint32_t)r->n_gen;
+    h.payload_bytes = (uint64_t)n * sizeof(int32_t);
+    h.send_time_us = hx_clock_now_us();
+    r->expect_seq = h.seq;
+    r->sent_tokens = n;
+    r->sent_us = h.send_time_us;
+    struct hx_diag d;
+    int rc = xport_send(c->ctrl, c->nodes[r->hops[0].node].spec.name, &h, buf,
+                        (size_t)n * sizeof(int32_t), NULL, NULL, &d);
+    if (prefill) {
+        xfree(buf);
+    }
+    if (rc != 0) {
+        log_warn("coordinator: request %llu: send to %s failed: %s", (unsigned long long)r->id,
+                 c->nodes[r->hops[0].node].spec.name, d.msg);
+        return rc;
+    }
+    int ln = r->hop_link[0];
+    if (ln >= 0) {
+        c->links[ln].bytes += (uint64_t)n * sizeof(int32_t);
+        c->links[ln].tokens += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+static int node_fits(const struct coord *c, int node, long blocks)
+{
+    const struct cnode *n = &c->nodes[node];
+    return n->state == NODE_READY && n->n_active < RT_MAX_SEQS &&
+           n->kv_blocks_used + blocks <= n->kv_blocks_total;
+}
+
+static int sender_index(int from)
+{
+    return from == SCHED_SOURCE ? 0 : 1 + from;
+}
+
+/*
+ * Choose a route for r: walk from the source; at each sender take its out-links in link order
+ * and keep those into a live node that starts exactly at the next layer (plus, for maxflow,
+ * Helix's Fail-Flow mask: flow >= 5 % of the sender's out-flow). Among those, the ones whose
+ * node has room for the request's KV reservation are candidates: maxflow picks by IWRR over
+ * the link flows (sched_iwrr_choose), random uniformly, swarm by its priority queue.
+ * Returns the hop count (> 0), 0 when a route exists but none fits now, -1 when no live
+ * route covers all layers.
+ */
+static int pick_route(struct coord *c, struct creq *r, long blocks)
+{
+    if (!c->sched || sched_flow_value(c->sched) <= 0) {
+        return -1;
+    }
+    int from = SCHED_SOURCE;
+    int layer = 0;
+    int n = 0;
+    int full = 0;
+    int links_used[PROTO_MAX_HOPS];
+    double work = (double)(r->n_prompt + r->n_gen);
+    while (layer < c->n_layers) {
+        if (n >= PROTO_MAX_HOPS) {
+            return -1;
+        }
+        int cand[RT_MAX_NODES];
+        double caps[RT_MAX_NODES];
+        double loads[RT_MAX_NODES];
+        unsigned char mask[RT_MAX_NODES];
+        int nc = 0;
+        double out_flow = 0;
+        for (int i = 0; i < c->n_links; i++) {
+            if (c->link_desc[i].from == from) {
+                out_flow += sched_link_flow(c->sched, i);
+            }
+        }
+        for (int i = 0; i < c->n_links && nc < RT_MAX_NODES; i++) {
+            const struct sched_link_desc *l = &c->link_desc[i];
+            if (l->from != from || l->to < 0) {
+                continue;
+            }
+            const struct cnode *nd = &c->nodes[l->to];
+            if (nd->state != NODE_READY || nd->spec.layer_start != layer) {
+                continue;
+            }
+            double f = sched_link_flow(c->sched, i);
+            if (c->o.sched == COORD_SCHED_MAXFLOW && !(f > 0 && f >= 0.05 * out_flow)) {
+                continue;
+            }
+            cand[nc] = i;
+            caps[nc] = c->o.sched == COORD_SCHED_MAXFLOW ? f : 1.0;
+            loads[nc] = c->iwrr_load[i];
+            mask[nc] = (unsigned char)node_fits(c, l->to, blocks);
+            nc++;
+        }
+        if (nc == 0) {
+            return -1;
+        }
+        int any = 0;
+        for (int k = 0; k < nc; k++) {
+            any |= mask[k];
+        }
+        if (!any) {
+            full = 1;
+            break;
+        }
+        int pick = -1;
+        if (c->o.sched == COORD_SCHED_MAXFLOW) {
+            pick = sched_iwrr_choose(caps, loads, mask, nc, work);
+            if (pick >= 0) {
+                c->iwrr_load[cand[pick]] = loads[pick];
+            }
+        } else if (c->o.sched == COORD_SCHED_SWARM && c->swarm) {
+            int s = sender_index(from);
+            for (int tries = 0; tries < c->swarm_n_out[s] && pick < 0; tries++) {
+                int pos = sched_swarm_choose(c->swarm, s);
+                int li = c->swarm_links[s][pos];
+                for (int k = 0; k < nc; k++) {
+                    if (cand[k] == li && mask[k]) {
+                        pick = k;
+                    }
+                }
+            }
+        } else {
+            int ok = 0;
+            for (int k = 0; k < nc; k++) {
+                ok += mask[k];
+            }
+            int want = (int)(rng_next(&c->rng) % (uint64_t)ok);
+            for (int k = 0; k < nc && pick < 0; k++) {
+                if (mask[k] && want-- == 0) {
+                    pick = k;
+                }
+            }
+        }
+        if (pick < 0) {
+            full = 1;
+            break;
+        }
+        const struct sched_link_desc *l = &c->link_desc[cand[pick]];
+        const struct cnode *nd = &c->nodes[l->to];
+        r->hops[n].node = l->to;
+        r->hops[n].layer_start = nd->spec.layer_start;
+        r->hops[n].layer_end = nd->spec.layer_end;
+        links_used[n] = cand[pick];
+        n++;
+        layer = nd->spec.layer_end;
+        from = l->to;
+    }
+    if (full) {
+        return 0;
+    }
+    for (int k = 0; k < n; k++) {
+        r->hop_link[k] = links_used[k];
+    }
+    r->hop_link[n] = link_index(c, from, SCHED_SINK);
+    r->n_hops = n;
+    return n;
+}
+
+/* Rebuild the scheduler's liveness from node states (recomputes the flow; loads restart). */
+static void sched_sync(struct coord *c)
+{
+    if (!c->sched) {
+        return;
+    }
+    for (int i = 0; i < c->n_nodes; i++) {
+        struct hx_diag d;
+        sched_node_set_alive(c->sched, i, c->nodes[i].state == NODE_READY, &d);
+    }
+    for (int i = 0; i < c->n_links; i++) {
+        c->iwrr_load[i] = 0;
+    }
+    log_info("coordinator: max-flow over live nodes = %.3f tokens/s", sched_flow_value(c->sched));
+}
+
+/* Try to admit queued requests, oldest first; stop at the first that must wait (FIFO). */
+static void admit(struct coord *c)
+{
+    int64_t now = hx_clock_now_us();
+    for (int i = 0; i < c->n_reqs; i++) {
+        struct creq *r = c->reqs[i];
+        if (r->state == REQ_RETRY && now >= r->retry_at_us) {
+            r->state = REQ_QUEUED;
+        }
+        if (r->state != REQ_QUEUED) {
+            continue;
+        }
+        int rc = pick_route(c, r, r->reserve_blocks);
+        if (rc == 0) {
+            break; /* FIFO: later requests wait too */
+        }
+        if (rc < 0) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "no route of live workers covers all %d layers (after %d tokens)", c->n_layers,
+                     r->n_gen);
+            int any_loading = 0;
+            for (int k = 0; k < c->n_nodes; k++) {
+                any_loading |= c->nodes[k].state == NODE_LOADING;
+            }
+            if (r->n_gen == 0 && r->attempts == 0 && any_loading) {
+                continue; /* workers still loading: wait for them */
+            }
+            req_fail(c, i, HX_EINFEASIBLE, msg);
+            i--;
+            continue;
+        }
+        for (int k = 0; k < r->n_hops; k++) {
+            c->nodes[r->hops[k].node].kv_blocks_used += r->reserve_blocks;
+            c->nodes[r->hops[k].node].n_active++;
+        }
+        r->wire_id = ++c->next_wire;
+        r->state = REQ_RUNNING;
+        if (req_send_forward(c, r, 1) != 0) {
+            req_requeue(c, r, (int64_t)c->o.dead_ms * 1000 + 100000);
+            if (r->attempts > COORD_RETRY_MAX) {
+                req_fail(c, i, HX_ECLOSED, "route unreachable after retries");
+                i--;
+            }
+        }
+    }
+}
+
+/* ---- node lifecycle ---------------------------------------------------------------------- */
+
+static void node_down(struct coord *c, int i, const char *why)
+{
+    struct cnode *n = &c->nodes[i];
+    if (n->state == NODE_DEAD || n->state == NODE_WAITING) {
+        return;
+    }
+    log_warn("coordinator: node %s is down (%s)", n->spec.name, why);
+    n->state = NODE_DEAD;
+    xport_live_forget(c->live, n->spec.name);
+    sched_sync(c);
+    for (int k = 0; k < c->n_reqs; k++) {
+        struct creq *r = c->reqs[k];
+        if (r->state != REQ_RUNNING) {
+            continue;
+        }
+        int hit = 0;
+        for (int h = 0; h < r->n_hops; h++) {
+            hit |= r->hops[h].node == i;
+        }
+        if (hit) {
+            log_info("coordinator: request %llu re-routed after %d tokens",
+                     (unsigned long long)r->id, r->n_gen);
+            req_requeue(c, r, 0);
+        }
+    }
+    n->kv_blocks_used = 0;
+    n->n_active = 0;
+}
+
+static void handle_register(struct coord *c, struct xport_msg *m)
+{
+    struct proto_reject rej;
+    memset(&rej, 0, sizeof(rej));
+    struct proto_header h;
+    int rc = xport_register_check(m, c->token, &rej);
+    int i = node_by_name(c, m->peer);
+    if (rc == 0 && i < 0) {
+        rej.reason = PROTO_REJECT_INVALID;
+        snprintf(rej.message, sizeof(rej.message), "no node named '%s' in the plan", m->peer);
+        rc = HX_EINVAL;
+    }
+    if (rc != 0) {
+        log_warn("coordinator: refused worker '%s': %s", m->peer, rej.message);
+        proto_header_init(&h, PROTO_TYPE_REJECT);
+        union proto_body b;
+        memset(&b, 0, sizeof(b));
+        b.reject = rej;
+        struct hx_diag d;
+        xport_send_body(c->ctrl, m->peer, &h, &b, &d);
+        return;
+    }
+    struct cnode *n = &c->nodes[i];
+    if (n->state == NODE_READY || n->state == NODE_LOADING) {
+        node_down(c, i, "registered again: restarted");
+    }
+    snprintf(n->endpoint, sizeof(n->endpoint), "%s", m->body.reg.endpoint);
+    n->state = NODE_LOADING;
+    n->joins++;
+    xport_live_seen(c->live, n->spec.name, hx_clock_now_us());
+    proto_header_init(&h, PROTO_TYPE_REGISTER_ACK);
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    b.ack.node = (uint32_t)i;
+    b.ack.heartbeat_ms = (uint32_t)c->o.heartbeat_ms;
+    send_ctrl(c, i, &h, &b);
+    log_info("coordinator: worker %s registered (%s), assigning layers [%d, %d)", n->spec.name,
+             n->endpoint, n->spec.layer_start, n->spec.layer_end);
+    send_assign(c, i);
+}
+
+static void handle_ready(struct coord *c, int i, const struct proto_ready *rd)
+{
+    struct cnode *n = &c->nodes[i];
+    if (n->state != NODE_LOADING) {
+        return;
+    }
+    n->kv_blocks_total = (long)(rd->kv_bytes / node_block_bytes(c, i));
+    n->kv_blocks_used = 0;
+    n->n_active = 0;
+    n->state = NODE_READY;
+    log_info("coordinator: worker %s ready: layers [%u, %u), %ld KV blocks", n->spec.name,
+             rd->layer_start, rd->layer_end, n->kv_blocks_total);
+    /* every live worker learns the new peer table */
+    for (int k = 0; k < c->n_nodes; k++) {
+        if (k != i && c->nodes[k].state == NODE_READY) {
+            send_assign(c, k);
+        }
+    }
+    sched_sync(c);
+}
+
+static int find_req(const struct coord *c, uint64_t wire_id)
+{
+    for (int i = 0; i < c->n_reqs; i++) {
+        if (c->reqs[i]->state == REQ_RUNNING && c->reqs[i]->wire_id == wire_id) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void count_route(struct coord *c, struct creq *r, int n_tokens)
+{
+    for (int k = 0; k < r->n_hops; k++) {
+        struct cnode *n = &c->nodes[r->hops[k].node];
+        n->tokens += (uint64_t)n_tokens;
+        n->steps++;
+        int ln = r->hop_link[k + 1];
+        if (ln >= 0) {
+            c->links[ln].tokens += (uint64_t)n_tokens;
+            c->links[ln].bytes += k + 1 < r->n_hops
+                                      ? (uint64_t)n_tokens * (uint64_t)c->hidden * sizeof(float)
+                                      : (uint64_t)sizeof(int32_t);
+        }
+    }
+}
+
+static void handle_token(struct coord *c, const struct xport_msg *m)
+{
+    int idx = find_req(c, m->hdr.request_id);
+    if (idx < 0) {
+        return; /* a request that ended or was re-routed */
+    }
+    struct creq *r = c->reqs[idx];
+    if (m->hdr.seq != r->expect_seq) {
+        log_warn("coordinator: request %llu: TOKEN seq %u, expected %u (dropped)",
+                 (unsigned long long)r->id, m->hdr.seq, r->expect_seq);
+        return;
+    }
+    count_route(c, r, r->sent_tokens);
+    if (c->swarm) {
+        double dt = (double)(hx_clock_now_us() - r->sent_us) * 1e-6;
+        int from = SCHED_SOURCE;
+        for (int k = 0; k < r->n_hops; k++) {
+            int s = sender_index(from);
+            for (int p = 0; p < c->swarm_n_out[s]; p++) {
+                if (c->swarm_links[s][p] == r->hop_link[k]) {
+                    sched_swarm_update(c->swarm, s, p, dt);
+                }
+            }
+            from = r->hops[k].node;
+        }
+    }
+    if (c->o.sched == COORD_SCHED_MAXFLOW) {
+        for (int k = 0; k < r->n_hops; k++) {
+            double f = sched_link_flow(c->sched, r->hop_link[k]);
+            if (f > 0) {
+                c->iwrr_load[r->hop_link[k]] += 1.0 / f; /* Helix update_loads */
+            }
+        }
+    }
+    int32_t tok = m->body.token.token_id;
+    r->gen[r->n_gen++] = tok;
+    if (tok == c->eos_id && !r->ignore_eos) {
+        req_done(c, idx, "stop");
+        return;
+    }
+    const char *t = NULL;
+    size_t tl = 0;
+    if (eng_tok_stream_feed(r->detok, tok, &t, &tl) == 0 && tl > 0) {
+        strbuf_add(&r->text, t, tl);
+    }
+    const char *stops[RT_MAX_STOP];
+    for (int i = 0; i < r->n_stop; i++) {
+        stops[i] = r->stop[i];
+    }
+    int stopped = 0;
+    size_t emit = coord_stop_scan(r->text.buf ? r->text.buf : "", r->text.len, r->emitted, stops,
+                                  r->n_stop, &stopped);
+    stream_text(r->stream, r->text.buf + r->emitted, emit);
+    r->emitted += emit;
+    if (stopped) {
+        req_done(c, idx, "stop_string");
+        return;
+    }
+    if (r->n_gen >= r->max_new) {
+        req_done(c, idx, "length");
+        return;
+    }
+    if (req_send_forward(c, r, 0) != 0) {
+        req_requeue(c, r, (int64_t)c->o.dead_ms * 1000 + 100000);
+    }
+}
+
+static void handle_error(struct coord *c, const struct xport_msg *m)
+{
+    const struct proto_error *e = &m->body.error;
+    if (m->hdr.request_id == 0) {
+        log_warn("coordinator: worker %s reports: %s", m->peer, e->message);
+        int i = node_by_name(c, m->peer);
+        if (i >= 0) {
+            node_down(c, i, e->message);
+        }
+        return;
+    }
+    int idx = find_req(c, m->hdr.request_id);
+    if (idx < 0) {
+        return;
+    }
+    struct creq *r = c->reqs[idx];
+    if ((e->code == HX_ECLOSED || e->code == HX_ETIMEDOUT || e->code == HX_EFULL) &&
+        r->attempts < COORD_RETRY_MAX) {
+        log_info("coordinator: request %llu: %s; retrying", (unsigned long long)r->id, e->message);
+        /* an unreachable hop is declared dead within dead_ms; retry after that */
+        int64_t delay = e->code == HX_EFULL ? 50000 : (int64_t)c->o.dead_ms * 1000 + 100000;
+        req_requeue(c, r, delay);
+        return;
+    }
+    req_fail(c, idx, e->code, e->message);
+}
+
+static void handle_msg(struct coord *c, struct xport_msg *m)
+{
+    int i = node_by_name(c, m->peer);
+    if (m->hdr.type == PROTO_TYPE_REGISTER) {
+        handle_register(c, m);
+        return;
+    }
+    if (i < 0 || c->nodes[i].state == NODE_WAITING || c->nodes[i].state == NODE_DEAD) {
+        log_debug("coordinator: %s from unregistered '%s' dropped", proto_type_name(m->hdr.type),
+                  m->peer);
+        return;
+    }
+    xport_live_seen(c->live, m->peer, hx_clock_now_us());
+    switch (m->hdr.type) {
+    case PROTO_TYPE_READY:
+        handle_ready(c, i, &m->body.ready);
+        break;
+    case PROTO_TYPE_HEARTBEAT:
+        c->nodes[i].hb_active = m->body.heartbeat.n_active;
+        c->nodes[i].hb_kv_used = m->body.heartbeat.kv_used_bytes;
+        c->nodes[i].hb_kv_total = m->body.heartbeat.kv_total_bytes;
+        break;
+    case PROTO_TYPE_TOKEN:
+        handle_token(c, m);
+        break;
+    case PROTO_TYPE_ERROR:
+        handle_error(c, m);
+        break;
+    default:
+        log_warn("coordinator: unexpected %s from %s dropped", proto_type_name(m->hdr.type),
+                 m->peer);
+        break;
+    }
+}
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+static void metrics_render(struct coord *c)
+{
+    int64_t now = hx_clock_now_us();
+    double dt = (double)(now - c->win_start_us) * 1e-6;
+    if (dt >= 1.0) {
+        for (int i = 0; i < c->n_nodes; i++) {
+            struct cnode *n = &c->nodes[i];
+            n->rate_tokens = (double)(n->tokens - n->win_tokens) / dt;
+            n->win_tokens = n->tokens;
+        }
+        for (int i = 0; i < c->n_links; i++) {
+            struct clink *l = &c->links[i];
+            l->rate_bytes = (double)(l->bytes - l->win_bytes) / dt;
+            l->rate_tokens = (double)(l->tokens - l->win_tokens) / dt;
+            l->win_bytes = l->bytes;
+            l->win_tokens = l->tokens;
+        }
+        c->win_start_us = now;
+    }
+    struct strbuf sb;
+    strbuf_init(&sb);
+    int queued = 0;
+    int running = 0;
+    for (int i = 0; i < c->n_reqs; i++) {
+        if (c->reqs[i]->state == REQ_RUNNING) {
+            running++;
+        } else {
+            queued++;
+        }
+    }
+    strbuf_addf(&sb,
+                "# HELP helix_requests_queued Requests waiting for admission.\n"
+                "# TYPE helix_requests_queued gauge\nhelix_requests_queued %d\n",
+                queued);
+    strbuf_addf(&sb, "# TYPE helix_requests_running gauge\nhelix_requests_running %d\n", running);
+    strbuf_addf(&sb,
+                "# TYPE helix_requests_completed_total counter\n"
+                "helix_requests_completed_total %llu\n"
+                "# TYPE helix_requests_failed_total counter\nhelix_requests_failed_total %llu\n"
+                "# TYPE helix_requests_rerouted_total counter\n"
+                "helix_requests_rerouted_total %llu\n",
+                (unsigned long long)c->completed, (unsigned long long)c->failed,
+                (unsigned long long)c->rerouted);
+    double fv = c->sched ? sched_flow_value(c->sched) : 0;
+    strbuf_addf(&sb,
+                "# HELP helix_planned_flow_tokens_per_second Max-flow of the live placement.\n"
+                "# TYPE helix_planned_flow_tokens_per_second gauge\n"
+                "helix_planned_flow_tokens_per_second %.6g\n",
+                fv);
+    strbuf_adds(&sb, "# TYPE helix_node_up gauge\n# TYPE helix_node_tokens_per_second gauge\n"
+                     "# TYPE helix_node_planned_tokens_per_second gauge\n"
+                     "# TYPE helix_node_tokens_total counter\n"
+                     "# TYPE helix_node_active_sequences gauge\n"
+                     "# TYPE helix_node_kv_used_bytes gauge\n"
+                     "# TYPE helix_node_kv_total_bytes gauge\n"
+                     "# TYPE helix_node_kv_reserved_blocks gauge\n");
+    for (int i = 0; i < c->n_nodes; i++) {
+        struct cnode *n = &c->nodes[i];
+        double planned = 0;
+        for (int k = 0; k < c->n_links && c->sched; k++) {
+            if (c->link_desc[k].to == i) {
+                planned += sched_link_flow(c->sched, k);
+            }
+        }
+        const char *nm = n->spec.name;
+        strbuf_addf(&sb, "helix_node_up{node=\"%s\",state=\"%s\"} %d\n", nm,
+                    node_state_name(n->state), n->state == NODE_READY);
+        strbuf_addf(&sb, "helix_node_tokens_per_second{node=\"%s\"} %.6g\n", nm, n->rate_tokens);
+        strbuf_addf(&sb, "helix_node_planned_tokens_per_second{node=\"%s\"} %.6g\n", nm, planned);
+        strbuf_addf(&sb, "helix_node_tokens_total{node=\"%s\"} %llu\n", nm,
+                    (unsigned long long)n->tokens);
+        strbuf_addf(&sb, "helix_node_active_sequences{node=\"%s\"} %u\n", nm, n->hb_active);
+        strbuf_addf(&sb, "helix_node_kv_used_bytes{node=\"%s\"} %llu\n", nm,
+                    (unsigned long long)n->hb_kv_used);
+        strbuf_addf(&sb, "helix_node_kv_total_bytes{node=\"%s\"} %llu\n", nm,
+                    (unsigned long long)n->hb_kv_total);
+        strbuf_addf(&sb, "helix_node_kv_reserved_blocks{node=\"%s\"} %ld\n", nm, n->kv_blocks_used);
+    }
+    strbuf_adds(&sb, "# TYPE helix_link_bytes_per_second gauge\n"
+                     "# TYPE helix_link_tokens_per_second gauge\n"
+                     "# TYPE helix_link_planned_tokens_per_second gauge\n");
+    for (int i = 0; i < c->n_links; i++) {
+        const struct sched_link_desc *ld = &c->link_desc[i];
+        char a[RT_NAME_MAX + 1];
+        char b[RT_NAME_MAX + 1];
+        snprintf(a, sizeof(a), "%s", ld->from < 0 ? "source" : c->nodes[ld->from].spec.name);
+        snprintf(b, sizeof(b), "%s", ld->to < 0 ? "sink" : c->nodes[ld->to].spec.name);
+        strbuf_addf(&sb, "helix_link_bytes_per_second{from=\"%s\",to=\"%s\"} %.6g\n", a, b,
+                    c->links[i].rate_bytes);
+        strbuf_addf(&sb, "helix_link_tokens_per_second{from=\"%s\",to=\"%s\"} %.6g\n", a, b,
+                    c->links[i].rate_tokens);
+        strbuf_addf(&sb, "helix_link_planned_tokens_per_second{from=\"%s\",to=\"%s\"} %.6g\n", a, b,
+                    c->sched ? sched_link_flow(c->sched, i) : 0.0);
+    }
+    pthread_mutex_lock(&c->mu);
+    strbuf_reset(&c->metrics);
+    strbuf_add(&c->metrics, sb.buf, sb.len);
+    pthread_mutex_unlock(&c->mu);
+    strbuf_release(&sb);
+}
+
+void coord_metrics(struct coord *c, struct strbuf *out)
+{
+    pthread_mutex_lock(&c->mu);
+    strbuf_add(out, c->metrics.buf ? c->metrics.buf : "", c->metrics.len);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static void take_inbox(struct coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->n_inbox; i++) {
+        if (c->n_reqs == c->cap_reqs) {
+            c->cap_reqs = c->cap_reqs ? 2 * c->cap_reqs : 64;
+            c->reqs = xrealloc(c->reqs, (size_t)c->cap_reqs * sizeof(*c->reqs));
+        }
+        c->reqs[c->n_reqs++] = c->inbox[i];
+    }
+    c->n_inbox = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void reap(struct coord *c)
+{
+    char dead[RT_MAX_NODES][PROTO_NAME_MAX + 1];
+    size_t n = xport_live_reap(c->live, hx_clock_now_us(), dead, RT_MAX_NODES);
+    for (size_t k = 0; k < n && k < RT_MAX_NODES; k++) {
+        int i = node_by_name(c, dead[k]);
+        if (i >= 0) {
+            node_down(c, i, "no heartbeat");
+        }
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct coord *c = arg;
+    int64_t last_metrics = 0;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int stop = c->stopping;
+        pthread_mutex_unlock(&c->mu);
+        if (stop) {
+            break;
+        }
+        struct xport *socks[1] = {c->ctrl};
+        unsigned char rd[1] = {0};
+        int busy = 0;
+        for (int i = 0; i < c->n_reqs && !busy; i++) {
+            busy = c->reqs[i]->state != REQ_RUNNING;
+        }
+        struct hx_diag d;
+        xport_poll(socks, 1, busy ? 2 : 5, rd, &d);
+        for (int k = 0; k < 256; k++) {
+            struct xport_msg m;
+            int rc = xport_recv(c->ctrl, 0, &m, &d);
+            if (rc != 0) {
+                break;
+            }
+            handle_msg(c, &m);
+            xport_msg_release(&m);
+        }
+        take_inbox(c);
+        for (int i = 0; i < c->n_reqs; i++) {
+            if (stream_cancelled(c->reqs[i]->stream)) {
+                req_remove(c, i);
+                i--;
+            }
+        }
+        reap(c);
+        admit(c);
+        int64_t now = hx_clock_now_us();
+        if (now - last_metrics > 250000) {
+            metrics_render(c);
+            last_metrics = now;
+        }
+        publish_state(c);
+    }
+    /* shutting down: fail what is left, tell workers to exit */
+    while (c->n_reqs > 0) {
+        req_fail(c, c->n_reqs - 1, HX_ECLOSED, "coordinator shutting down");
+    }
+    for (int i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].state == NODE_READY || c->nodes[i].state == NODE_LOADING) {
+            struct proto_header h;
+            proto_header_init(&h, PROTO_TYPE_SHUTDOWN);
+            union proto_body b;
+            memset(&b, 0, sizeof(b));
+            snprintf(b.shutdown.reason, sizeof(b.shutdown.reason), "coordinator exiting");
+            send_ctrl(c, i, &h, &b);
+        }
+    }
+    return NULL;
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
+
+static int build_sched(struct coord *c, struct hx_diag *diag)
+{
+    struct sched_node_desc *nd = xcalloc((size_t)c->n_nodes, sizeof(*nd));
+    int cap_links = (c->n_nodes + 2) * (c->n_nodes + 2);
+    c->link_desc = xcalloc((size_t)cap_links, sizeof(*c->link_desc));
+    c->n_links = 0;
+    for (int i = 0; i < c->n_nodes; i++) {
+        const struct coord_node_spec *s = &c->nodes[i].spec;
+        nd[i].start = s->layer_start;
+        nd[i].n_layers = s->layer_end - s->layer_start;
+        nd[i].tp = s->capacity > 0 ? s->capacity : 1.0;
+        nd[i].nic_in = 1e12; /* loopback/LAN: the network is not the bottleneck we model */
+        nd[i].nic_out = 1e12;
+        nd[i].kv_capacity = 1L << 40;
+        nd[i].prompt_max_tokens = c->max_ctx;
+    }
+    for (int i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].spec.layer_start == 0) {
+            c->link_desc[c->n_links++] = (struct sched_link_desc){SCHED_SOURCE, i, 1e12, 0};
+        }
+    }
+    for (int i = 0; i < c->n_nodes; i++) {
+        for (int j = 0; j < c->n_nodes; j++) {
+            if (i != j && c->nodes[i].spec.layer_end == c->nodes[j].spec.layer_start) {
+                c->link_desc[c->n_links++] = (struct sched_link_desc){i, j, 1e12, 0};
+            }
+        }
+    }
+    for (int i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].spec.layer_end == c->n_layers) {
+            c->link_desc[c->n_links++] = (struct sched_link_desc){i, SCHED_SINK, 1e12, 0};
+        }
+    }
+    struct sched_topology t;
+    memset(&t, 0, sizeof(t));
+    t.n_layers = c->n_layers;
+    t.token_bytes = 4;
+    t.activation_bytes = (double)c->hidden * 4;
+    t.coord_nic_in = 1e12;
+    t.coord_nic_out = 1e12;
+    t.n_nodes = c->n_nodes;
+    t.nodes = nd;
+    t.n_links = c->n_links;
+    t.links = c->link_desc;
+    struct sched_params p;
+    sched_params_helix(&p, 0);
+    int rc = sched_new(&t, &p, &c->sched, diag);
+    xfree(nd);
+    if (rc != 0) {
+        return rc;
+    }
+    c->links = xcalloc((size_t)(c->n_links ? c->n_links : 1), sizeof(*c->links));
+    c->iwrr_load = xcalloc((size_t)(c->n_links ? c->n_links : 1), sizeof(double));
+    for (int i = 0; i < c->n_links; i++) {
+        c->links[i].from = c->link_desc[i].from;
+        c->links[i].to = c->link_desc[i].to;
+    }
+    /* swarm: per sender, its out-links in link order */
+    int n_senders = c->n_nodes + 1;
+    c->swarm_n_out = xcalloc((size_t)n_senders, sizeof(int));
+    c->swarm_links = xcalloc((size_t)n_senders, sizeof(int *));
+    for (int s = 0; s < n_senders; s++) {
+        c->swarm_links[s] = xcalloc((size_t)(c->n_links ? c->n_links : 1), sizeof(int));
+        int from = s == 0 ? SCHED_SOURCE : s - 1;
+        for (int i = 0; i < c->n_links; i++) {
+            if (c->link_desc[i].from == from && c->link_desc[i].to >= 0) {
+                c->swarm_links[s][c->swarm_n_out[s]++] = i;
+            }
+        }
+    }
+    if (c->o.sched == COORD_SCHED_SWARM) {
+        c->swarm = sched_swarm_new(n_senders, c->swarm_n_out, (const int *const *)c->swarm_links,
+                                   0.05, 0.8);
+    }
+    /* nobody is alive until READY */
+    for (int i = 0; i < c->n_nodes; i++) {
+        sched_node_set_alive(c->sched, i, 0, diag);
+    }
+    hx_diag_clear(diag);
+    return 0;
+}
+
+int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *diag)
+{
+    *out = NULL;
+    hx_diag_clear(diag);
+    if (!o || !o->model_dir || !o->workers || !o->token || !o->token[0] || o->n_nodes < 1 ||
+        o->n_nodes > RT_MAX_NODES || !o->nodes) {
+        return hx_diag_set(diag, HX_EINVAL,
+                           "coordinator: model, workers endpoint, token and 1..%d nodes needed",
+                           RT_MAX_NODES);
+    }
+    struct coord *c = xcalloc(1, sizeof(*c));
+    c->o = *o;
+    c->o.heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 200;
+    c->o.dead_ms = o->dead_ms > 0 ? o->dead_ms : 1000;
+    c->o.max_queue = o->max_queue > 0 ? o->max_queue : 1024;
+    c->model_dir = xstrdup(o->model_dir);
+    c->token = xstrdup(o->token);
+    c->o.model_dir = c->model_dir;
+    c->o.token = c->token;
+    c->o.nodes = NULL;
+    c->rng = o->seed ? o->seed : 0x5eed;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    strbuf_init(&c->metrics);
+    c->n_nodes = o->n_nodes;
+    c->nodes = xcalloc((size_t)o->n_nodes, sizeof(*c->nodes));
+    int rc = 0;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", o->model_dir);
+    struct eng_config cfg;
+    if (strbuf_read_file(&sb, path) != 0) {
+        rc = hx_diag_set(diag, HX_EIO, "%s: cannot read", path);
+        goto fail;
+    }
+    rc = eng_config_parse(sb.buf, sb.len, path, &cfg, diag);
+    if (rc != 0) {
+        goto fail;
+    }
+    c->n_layers = cfg.n_layers;
+    c->hidden = cfg.hidden;
+    c->max_ctx = cfg.max_pos;
+    c->kv_dim = cfg.n_kv_heads * cfg.head_dim;
+    snprintf(path, sizeof(path), "%s/tokenizer.json", o->model_dir);
+    rc = eng_tok_load(path, &c->tok, diag);
+    if (rc != 0) {
+        goto fail;
+    }
+    c->eos_id = cfg.eos_id >= 0 ? cfg.eos_id : eng_tok_eos_id(c->tok);
+    {
+        const char *base = strrchr(o->model_dir, '/');
+        base = base && base[1] ? base + 1 : o->model_dir;
+        snprintf(c->model_name, sizeof(c->model_name), "%s", base);
+    }
+    for (int i = 0; i < o->n_nodes; i++) {
+        const struct coord_node_spec *s = &o->nodes[i];
+        if (s->layer_start < 0 || s->layer_end <= s->layer_start || s->layer_end > c->n_layers) {
+            rc = hx_diag_set(diag, HX_EINVAL, "node %s: layers [%d, %d) outside 0..%d", s->name,
+                             s->layer_start, s->layer_end, c->n_layers);
+            goto fail;
+        }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(o->nodes[j].name, s->name) == 0) {
+                rc = hx_diag_set(diag, HX_EINVAL, "node name %s used twice", s->name);
+                goto fail;
+            }
+        }
+        c->nodes[i].spec = *s;
+    }
+    rc = build_sched(c, diag);
+    if (rc != 0) {
+        goto fail;
+    }
+    xport_live_new((int64_t)c->o.dead_ms * 1000, &c->live);
+    rc = xport_ctx_new(&c->ctx, diag);
+    if (rc == 0) {
+        rc = xport_router_bind(c->ctx, o->workers, &c->ctrl, diag);
+    }
+    if (rc != 0) {
+        goto fail;
+    }
+    strbuf_release(&sb);
+    c->win_start_us = hx_clock_now_us();
+    metrics_render(c);
+    *out = c;
+    return 0;
+fail:
+    strbuf_release(&sb);
+    coord_free(c);
+    return rc;
+}
+
+int coord_start(struct coord *c, struct hx_diag *diag)
+{
+    if (pthread_create(&c->thread, NULL, loop_main, c) != 0) {
+        return hx_diag_set(diag, HX_EIO, "cannot start the coordinator thread");
+    }
+    c->started = 1;
+    return 0;
+}
+
+const char *coord_endpoint(const struct coord *c)
+{
+    return xport_endpoint(c->ctrl);
+}
+
+const char *coord_model_name(const struct coord *c)
+{
+    return c->model_name;
+}
+
+int coord_max_context(const struct coord *c)
+{
+    return c->max_ctx;
+}
+
+int coord_ready_count(struct coord *c, int *covered)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->n_ready_shared;
+    if (covered) {
+        *covered = c->covered_shared;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int coord_wait_ready(struct coord *c, int timeout_ms, struct hx_diag *diag)
+{
+    int64_t deadline = hx_clock_now_us() + (int64_t)timeout_ms * 1000;
+    pthread_mutex_lock(&c->mu);
+    while (c->n_ready_shared < c->n_nodes) {
+        if (timeout_ms >= 0 && hx_clock_now_us() >= deadline) {
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    int ready = c->n_ready_shared;
+    pthread_mutex_unlock(&c->mu);
+    if (ready < c->n_nodes) {
+        return hx_diag_set(diag, HX_ETIMEDOUT, "only %d of %d workers ready", ready, c->n_nodes);
+    }
+    return 0;
+}
+
+int coord_submit(struct coord *c, const struct coord_request *q, struct coord_stream **out,
+                 struct hx_diag *diag)
+{
+    *out = NULL;
+    hx_diag_clear(diag);
+    if (!q || (!q->prompt && q->prompt_len > 0) || q->max_tokens < 1 || q->n_stop < 0 ||
+        q->n_stop > RT_MAX_STOP || !(q->temperature >= 0) || q->temperature > 100 ||
+        !(q->top_p > 0) || q->top_p > 1) {
+        return hx_diag_set(diag, HX_EINVAL,
+                           "bad request: need max_tokens >= 1, 0 <= temperature <= 100, "
+                           "0 < top_p <= 1, at most %d stop strings",
+                           RT_MAX_STOP);
+    }
+    for (int i = 0; i < q->n_stop; i++) {
+        if (!q->stop[i] || strlen(q->stop[i]) > RT_STOP_MAX_BYTES) {
+            return hx_diag_set(diag, HX_EINVAL, "stop string %d missing or longer than %d bytes", i,
+                               RT_STOP_MAX_BYTES);
+        }
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = eng_tok_encode(c->tok, q->prompt ? q->prompt : "", q->prompt_len, ENG_TOK_ADD_BOS,
+                            &ids, &n, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    if (n == 0 || (int)n >= c->max_ctx) {
+        xfree(ids);
+        return hx_diag_set(diag, HX_EINVAL, "prompt of %zu tokens; the context holds %d", n,
+                           c->max_ctx);
+    }
+    struct creq *r = xcalloc(1, sizeof(*r));
+    r->prompt = ids;
+    r->n_prompt = (int)n;
+    r->max_new = q->max_tokens;
+    if (r->n_prompt + r->max_new > c->max_ctx) {
+        r->max_new = c->max_ctx - r->n_prompt;
+    }
+    r->gen = xcalloc((size_t)r->max_new, sizeof(int32_t));
+    r->temperature = q->temperature;
+    r->top_p = q->top_p;
+    r->seed = q->seed;
+    r->n_stop = q->n_stop;
+    for (int i = 0; i < q->n_stop; i++) {
+        snprintf(r->stop[i], sizeof(r->stop[i]), "%s", q->stop[i]);
+    }
+    r->ignore_eos = q->ignore_eos;
+    r->reserve_blocks = blocks_for(r->n_prompt + r->max_new);
+    strbuf_init(&r->text);
+    rc = eng_tok_stream_new(c->tok, ENG_TOK_SKIP_SPECIAL, &r->detok, diag);
+    if (rc != 0) {
+        req_free(r);
+        return rc;
+    }
+    r->stream = stream_new();
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        rc = hx_diag_set(diag, HX_ECLOSED, "coordinator shutting down");
+    } else if (c->n_queued_shared + c->n_inbox >= c->o.max_queue) {
+        rc = hx_diag_set(diag, HX_EFULL, "admission queue full (%d requests waiting)",
+                         c->o.max_queue);
+    } else {
+        r->id = ++c->next_id;
+        if (c->n_inbox == c->cap_inbox) {
+            c->cap_inbox = c->cap_inbox ? 2 * c->cap_inbox : 64;
+            c->inbox = xrealloc(c->inbox, (size_t)c->cap_inbox * sizeof(*c->inbox));
+        }
+        c->inbox[c->n_inbox++] = r;
+        *out = r->stream;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0) {
+        stream_unref(r->stream); /* the client's reference; req_free drops the loop's */
+        req_free(r);
+    }
+    return rc;
+}
+
+void coord_free(struct coord *c)
+{
+    if (!c) {
+        return;
+    }
+    if (c->started) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = 1;
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    for (int i = 0; i < c->n_inbox; i++) {
+        stream_finish(c->inbox[i]->stream, 0, NULL, HX_ECLOSED, "coordinator shutting down", 0, 0);
+        req_free(c->inbox[i]);
+    }
+    while (c->n_reqs > 0) {
+        req_fail(c, c->n_reqs - 1, HX_ECLOSED, "coordinator shutting down");
+    }
+    xfree(c->inbox);
+    xfree(c->reqs);
+    xport_free(c->ctrl);
+    xport_ctx_free(c->ctx);
+    xport_live_free(c->live);
+    sched_free(c->sched);
+    sched_swarm_free(c->swarm);
+    if (c->swarm_links) {
+        for (int s = 0; s < c->n_nodes + 1; s++) {
+            xfree(c->swarm_links[s]);
+        }
+    }
+    xfree(c->swarm_links);
+    xfree(c->swarm_n_out);
+    xfree(c->link_desc);
+    xfree(c->links);
+    xfree(c->iwrr_load);
+    eng_tok_free(c->tok);
+    xfree(c->nodes);
+    xfree(c->model_dir);
+    xfree(c->token);
+    strbuf_release(&c->metrics);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    xfree(c);
+}

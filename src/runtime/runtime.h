@@ -1,0 +1,169 @@
+/*
+ * runtime.h - helix's serving runtime: workers that each run one contiguous layer range of a
+ * model, and a coordinator that is source and sink of every request (spec §8): it tokenises,
+ * routes each request along a pipeline of workers chosen by the scheduler over the max-flow,
+ * drives decode iterations, detokenises and streams text to clients.
+ *
+ * Transport is xport.h (ZeroMQ): the coordinator's ROUTER is the control plane (REGISTER,
+ * ASSIGN, READY, HEARTBEAT, the first hop's PREFILL/DECODE, the last hop's TOKEN, RELEASE);
+ * workers send activations straight to the next worker of a request's route over their own
+ * ROUTER/DEALER data plane. docs/serving.md describes the message flow and failure handling.
+ *
+ * Threading: worker_run blocks the calling thread. The coordinator runs its own loop thread
+ * (coord_start); coord_submit / coord_stream_* / coord_metrics may be called from any thread
+ * (the HTTP server's), they talk to the loop through a locked inbox and per-request streams.
+ */
+#ifndef HX_RUNTIME_RUNTIME_H
+#define HX_RUNTIME_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hx_diag;
+struct strbuf;
+
+#define RT_NAME_MAX 63       /* = PROTO_NAME_MAX */
+#define RT_MAX_NODES 64      /* workers one coordinator drives */
+#define RT_MAX_SEQS 64       /* sequences alive at once on one worker */
+#define RT_MAX_STOP 4        /* stop strings per request (OpenAI's limit) */
+#define RT_STOP_MAX_BYTES 64 /* bytes per stop string */
+
+/* ---- worker ------------------------------------------------------------------------------ */
+
+struct worker_opts {
+    const char *coordinator;   /* control endpoint, "tcp://HOST:PORT" */
+    const char *name;          /* node name ([A-Za-z0-9._-]{1,63}), as the plan names it */
+    const char *token;         /* shared secret (required) */
+    const char *data_endpoint; /* where to bind the data ROUTER; NULL: "tcp://127.0.0.1:*" */
+    const char *model_dir;     /* overrides the model path sent in ASSIGN (NULL: use it) */
+    int threads;               /* CPU backend threads (<= 0: all online CPUs) */
+    uint64_t kv_bytes;         /* KV budget (0: the engine's default) */
+    /* Polled every loop iteration (<= 50 ms): the worker exits cleanly once *stop != 0. */
+    volatile int *stop;
+};
+
+/*
+ * Register with the coordinator, load the assigned layers, then serve until SHUTDOWN or *stop.
+ * Returns 0 on a clean exit, HX_EAUTH (the coordinator refused our token), HX_EINVAL
+ * (refused: unknown name, bad options), HX_EFULL (name taken), HX_ETIMEDOUT (no coordinator),
+ * or a load error (HX_EIO, HX_EPARSE, ...) with diag naming the cause.
+ */
+int worker_run(const struct worker_opts *o, struct hx_diag *diag);
+
+/* ---- coordinator ------------------------------------------------------------------------- */
+
+/* How a prompt's route is chosen (decodes always follow their prompt's route). */
+enum coord_sched {
+    COORD_SCHED_MAXFLOW = 0, /* IWRR over the max-flow, KV-aware (spec §5.1) */
+    COORD_SCHED_RANDOM = 1,  /* uniform among next hops that cover the next layer (§5.2) */
+    COORD_SCHED_SWARM = 2,   /* per-hop EMA of measured stage latency (§5.2) */
+};
+
+/* Parse "maxflow" | "random" | "swarm". Returns 0 or HX_EINVAL. */
+int coord_sched_parse(const char *s, enum coord_sched *out);
+const char *coord_sched_name(enum coord_sched s);
+
+/* One node of the plan: the worker of this name runs layers [layer_start, layer_end). */
+struct coord_node_spec {
+    char name[RT_NAME_MAX + 1];
+    int layer_start;
+    int layer_end;
+    double capacity; /* tokens/s through this node with its layers (the flow's node capacity) */
+};
+
+struct coord_opts {
+    const char *model_dir; /* HF model dir: tokenizer.json + config.json (sent to workers) */
+    const char *workers;   /* control endpoint to bind, "tcp://HOST:PORT"; port may be a wildcard */
+    const char *token;     /* shared secret workers must present (required) */
+    int n_nodes;           /* 1..RT_MAX_NODES */
+    const struct coord_node_spec *nodes; /* copied */
+    enum coord_sched sched;
+    uint64_t seed;    /* for the random scheduler */
+    int heartbeat_ms; /* worker heartbeat period (0: 200) */
+    int dead_ms;      /* declared dead after this long unheard (0: 1000) */
+    int max_queue;    /* requests waiting for admission before submit fails (0: 1024) */
+};
+
+struct coord;
+
+/* Load the tokenizer and config, bind the control socket. Nothing runs until coord_start. */
+int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *diag);
+/* Start the loop thread. 0 or HX_EIO. */
+int coord_start(struct coord *c, struct hx_diag *diag);
+/* The bound control endpoint (port resolved), for workers to connect to. */
+const char *coord_endpoint(const struct coord *c);
+/*
+ * Wait until every node of the plan is READY (or timeout_ms passes; -1 = forever).
+ * 0, HX_ETIMEDOUT (diag names the nodes still missing).
+ */
+int coord_wait_ready(struct coord *c, int timeout_ms, struct hx_diag *diag);
+/* Number of nodes READY now, and whether the live nodes cover all layers (1/0). */
+int coord_ready_count(struct coord *c, int *covered);
+/* Send SHUTDOWN to every worker, stop the loop thread, fail open streams, free. NULL ok. */
+void coord_free(struct coord *c);
+
+/* The model's name (its directory's basename) and context limit, for /v1/models. */
+const char *coord_model_name(const struct coord *c);
+int coord_max_context(const struct coord *c);
+
+struct coord_request {
+    const char *prompt; /* text (borrowed; tokenised with BOS) */
+    size_t prompt_len;
+    int max_tokens;    /* new tokens (> 0; clamped to the context) */
+    float temperature; /* 0 = greedy */
+    float top_p;       /* (0, 1]; 1 = off */
+    uint64_t seed;
+    int n_stop; /* 0..RT_MAX_STOP */
+    const char *stop[RT_MAX_STOP];
+    int ignore_eos;
+};
+
+enum coord_event_type {
+    COORD_EVENT_TEXT = 1,  /* text: a UTF-8 delta (possibly empty) */
+    COORD_EVENT_DONE = 2,  /* finish_reason: "stop" | "length"; usage counts filled */
+    COORD_EVENT_ERROR = 3, /* text: the error; code: HX_E* */
+};
+
+struct coord_event {
+    enum coord_event_type type;
+    const char *text; /* owned by the stream, valid until the next coord_stream_next/free */
+    size_t len;
+    const char *finish_reason;
+    int code;
+    int prompt_tokens;
+    int completion_tokens;
+};
+
+struct coord_stream;
+
+/*
+ * Submit a request. On success *out is the client's end of it (free with coord_stream_free,
+ * which cancels it if still running). Returns 0, HX_EINVAL (bad parameters, prompt longer
+ * than the context), HX_EFULL (the admission queue is full) or HX_ECLOSED (shutting down).
+ * A request that cannot be admitted now waits in a FIFO queue; it is never dropped silently.
+ */
+int coord_submit(struct coord *c, const struct coord_request *r, struct coord_stream **out,
+                 struct hx_diag *diag);
+/*
+ * Next event of a stream, waiting up to timeout_ms (-1 forever). Returns 0 with *ev filled,
+ * or HX_ETIMEDOUT. After DONE or ERROR every further call returns that event again.
+ * TEXT events are coalesced: one event carries all text produced since the last call.
+ */
+int coord_stream_next(struct coord_stream *s, int timeout_ms, struct coord_event *ev);
+void coord_stream_free(struct coord_stream *s);
+
+/* Append Prometheus text-format metrics (per node, per link, planned vs achieved flow). */
+void coord_metrics(struct coord *c, struct strbuf *out);
+
+/* ---- streaming stop-string matcher (pure; exposed for tests) ----------------------------- */
+
+/*
+ * Given all generated text so far (text, len) of which `emitted` bytes were already sent, and
+ * the stop strings: returns how many more bytes may be emitted now, and sets *stopped to 1
+ * when a stop string occurs (then text[emitted .. emitted + returned) is the final piece, the
+ * stop string itself excluded). Bytes that might begin a stop string are held back.
+ */
+size_t coord_stop_scan(const char *text, size_t len, size_t emitted, const char *const *stop,
+                       int n_stop, int *stopped);
+
+#endif

@@ -1,0 +1,708 @@
+/*
+ * worker.c - a helix worker: registers by name with the coordinator, loads only the layer
+ * range it is assigned, then loops: gather every PREFILL/DECODE that has arrived (from the
+ * coordinator for the first hop, from the previous worker otherwise), run ONE batched
+ * eng_engine_step over them all (continuous batching at layer-range granularity), and pass
+ * each request on: activations to the next hop of its route (a DEALER per successor, zero
+ * queueing to dead peers), or, on the last hop, the sampled token to the coordinator.
+ * Heartbeats carry KV use; RELEASE frees a request's KV. Errors about one request go back to
+ * the coordinator as an ERROR message for that request; the loop itself never stops on them.
+ */
+#include "runtime/runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "engine/engine.h"
+#include "runtime/proto.h"
+#include "runtime/xport.h"
+
+#define WORKER_DATA_SEND_TIMEOUT_MS 300
+#define WORKER_REGISTER_TIMEOUT_MS 2000
+
+struct peer_conn {
+    uint32_t node;
+    char name[PROTO_NAME_MAX + 1];
+    char endpoint[PROTO_ENDPOINT_MAX + 1];
+    struct xport *dealer; /* connected lazily */
+};
+
+struct wseq {
+    uint64_t id;
+    struct eng_sampler *sampler; /* last stage only */
+    float temperature;
+    float top_p;
+    uint64_t seed;
+};
+
+struct worker {
+    const struct worker_opts *o;
+    struct xport_ctx *ctx;
+    struct xport *ctrl;
+    struct xport *data;
+    uint32_t node;
+    int heartbeat_ms;
+    /* assignment */
+    int assigned;
+    int layer_start;
+    int layer_end;
+    int n_layers;
+    int first;
+    int last;
+    struct peer_conn *peers;
+    int n_peers;
+    /* engine */
+    struct eng_backend *be;
+    struct eng_model *model;
+    struct eng_engine *eng;
+    int hidden;
+    int vocab;
+    int max_tokens;
+    float *act_out;
+    float *logits;
+    struct eng_seq_step *steps;
+    /* sequences alive here */
+    struct wseq seqs[RT_MAX_SEQS];
+    int n_seqs;
+    /* forward messages waiting for a step (received, not yet processed) */
+    struct xport_msg *pending;
+    int n_pending;
+    int cap_pending;
+    /* stats for heartbeats */
+    uint64_t steps_done;
+};
+
+static struct wseq *seq_find(struct worker *w, uint64_t id)
+{
+    for (int i = 0; i < w->n_seqs; i++) {
+        if (w->seqs[i].id == id) {
+            return &w->seqs[i];
+        }
+    }
+    return NULL;
+}
+
+static void seq_drop(struct worker *w, uint64_t id)
+{
+    for (int i = 0; i < w->n_seqs; i++) {
+        if (w->seqs[i].id == id) {
+            eng_sampler_free(w->seqs[i].sampler);
+            eng_seq_remove(w->eng, (int64_t)id);
+            w->seqs[i] = w->seqs[w->n_seqs - 1];
+            w->n_seqs--;
+            return;
+        }
+    }
+}
+
+static void send_error(struct worker *w, uint64_t request_id, uint32_t seq, int code,
+                       const char *msg)
+{
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_ERROR);
+    h.request_id = request_id;
+    h.seq = seq;
+    h.send_time_us = hx_clock_now_us();
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    b.error.code = code < 0 ? code : HX_EIO;
+    snprintf(b.error.message, sizeof(b.error.message), "%s: %s", w->o->name, msg);
+    struct hx_diag d;
+    if (xport_send_body(w->ctrl, NULL, &h, &b, &d) != 0) {
+        log_warn("worker %s: cannot report error for request %llu: %s", w->o->name,
+                 (unsigned long long)request_id, d.msg);
+    }
+}
+
+static void send_heartbeat(struct worker *w)
+{
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_HEARTBEAT);
+    h.send_time_us = hx_clock_now_us();
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    b.heartbeat.time_us = h.send_time_us;
+    b.heartbeat.n_active = (uint32_t)w->n_seqs;
+    if (w->eng) {
+        int used = 0;
+        int total = 0;
+        eng_kv_usage(w->eng, &used, &total);
+        size_t bb = eng_kv_block_bytes(w->eng);
+        b.heartbeat.kv_used_bytes = (uint64_t)used * bb;
+        b.heartbeat.kv_total_bytes = (uint64_t)total * bb;
+    }
+    struct hx_diag d;
+    if (xport_send_body(w->ctrl, NULL, &h, &b, &d) != 0) {
+        log_debug("worker %s: heartbeat not sent: %s", w->o->name, d.msg);
+    }
+}
+
+static void peers_free(struct worker *w)
+{
+    for (int i = 0; i < w->n_peers; i++) {
+        xport_free(w->peers[i].dealer);
+    }
+    xfree(w->peers);
+    w->peers = NULL;
+    w->n_peers = 0;
+}
+
+/* Replace the peer table, keeping connections whose endpoint did not change. */
+static void peers_update(struct worker *w, const struct proto_assign *a)
+{
+    struct peer_conn *np = xcalloc(a->n_peers ? a->n_peers : 1, sizeof(*np));
+    for (uint32_t i = 0; i < a->n_peers; i++) {
+        np[i].node = a->peers[i].node;
+        snprintf(np[i].name, sizeof(np[i].name), "%s", a->peers[i].name);
+        snprintf(np[i].endpoint, sizeof(np[i].endpoint), "%s", a->peers[i].endpoint);
+        for (int j = 0; j < w->n_peers; j++) {
+            if (w->peers[j].dealer && w->peers[j].node == np[i].node &&
+                strcmp(w->peers[j].endpoint, np[i].endpoint) == 0 &&
+                strcmp(w->peers[j].name, np[i].name) == 0) {
+                np[i].dealer = w->peers[j].dealer;
+                w->peers[j].dealer = NULL;
+            }
+        }
+    }
+    peers_free(w);
+    w->peers = np;
+    w->n_peers = (int)a->n_peers;
+}
+
+static struct xport *peer_dealer(struct worker *w, uint32_t node, struct hx_diag *diag)
+{
+    for (int i = 0; i < w->n_peers; i++) {
+        struct peer_conn *p = &w->peers[i];
+        if (p->node != node) {
+            continue;
+        }
+        if (!p->dealer) {
+            int rc = xport_dealer_connect(w->ctx, p->endpoint, w->o->name, XPORT_DEALER_IMMEDIATE,
+                                          &p->dealer, diag);
+            if (rc != 0) {
+                return NULL;
+            }
+            xport_set_send_timeout(p->dealer, WORKER_DATA_SEND_TIMEOUT_MS, NULL);
+        }
+        return p->dealer;
+    }
+    hx_diag_set(diag, HX_ENOTFOUND, "no peer for node %u", node);
+    return NULL;
+}
+
+static int load_assignment(struct worker *w, const struct proto_assign *a, struct hx_diag *diag)
+{
+    const char *model = w->o->model_dir ? w->o->model_dir : a->model;
+    int rc = eng_cpu_backend_new(w->o->threads, &w->be, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = eng_model_load(model, (int)a->layer_start, (int)a->layer_end, w->be, &w->model, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct eng_config *cfg = eng_model_config(w->model);
+    if (cfg->n_layers != (int)a->n_layers) {
+        return hx_diag_set(diag, HX_EINVAL, "model %s has %d layers, the plan says %u", model,
+                           cfg->n_layers, a->n_layers);
+    }
+    struct eng_engine_opts eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.max_seqs = RT_MAX_SEQS;
+    eo.max_ctx = cfg->max_pos;
+    eo.max_tokens = cfg->max_pos < 256 ? 256 : cfg->max_pos; /* one whole prompt per message */
+    eo.kv_bytes = (size_t)w->o->kv_bytes;
+    rc = eng_engine_new(w->model, &eo, &w->eng, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    eng_engine_get_opts(w->eng, &eo);
+    w->max_tokens = eo.max_tokens;
+    w->hidden = cfg->hidden;
+    w->vocab = cfg->vocab;
+    w->layer_start = (int)a->layer_start;
+    w->layer_end = (int)a->layer_end;
+    w->n_layers = (int)a->n_layers;
+    w->first = w->layer_start == 0;
+    w->last = w->layer_end == w->n_layers;
+    w->act_out = hx_calloc((size_t)w->max_tokens * (size_t)w->hidden, sizeof(float));
+    w->logits = hx_calloc((size_t)RT_MAX_SEQS * (size_t)w->vocab, sizeof(float));
+    w->steps = xcalloc(RT_MAX_SEQS, sizeof(*w->steps));
+    if (!w->act_out || !w->logits) {
+        return hx_diag_set(diag, HX_ENOMEM, "worker scratch buffers");
+    }
+    w->assigned = 1;
+    return 0;
+}
+
+static int send_ready(struct worker *w, struct hx_diag *diag)
+{
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_READY);
+    h.send_time_us = hx_clock_now_us();
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    b.ready.node = w->node;
+    b.ready.layer_start = (uint32_t)w->layer_start;
+    b.ready.layer_end = (uint32_t)w->layer_end;
+    int used = 0;
+    int total = 0;
+    eng_kv_usage(w->eng, &used, &total);
+    b.ready.kv_bytes = (uint64_t)total * eng_kv_block_bytes(w->eng);
+    return xport_send_body(w->ctrl, NULL, &h, &b, diag);
+}
+
+/* Check a forward message against what this worker runs. 0 or an error message in diag. */
+static int check_forward(struct worker *w, const struct proto_header *h, struct hx_diag *diag)
+{
+    if (!w->assigned) {
+        return hx_diag_set(diag, HX_EINVAL, "not assigned yet");
+    }
+    const struct proto_hop *hop = &h->hops[h->cur_hop];
+    if (hop->node != w->node) {
+        return hx_diag_set(diag, HX_EINVAL, "hop %u is for node %u, I am node %u", h->cur_hop,
+                           hop->node, w->node);
+    }
+    if (hop->layer_start != w->layer_start || hop->layer_end != w->layer_end) {
+        return hx_diag_set(diag, HX_ENOTSUP, "hop asks layers [%u, %u), I run [%d, %d)",
+                           hop->layer_start, hop->layer_end, w->layer_start, w->layer_end);
+    }
+    if (h->n_tokens == 0 || (int)h->n_tokens > w->max_tokens) {
+        return hx_diag_set(diag, HX_ERANGE, "%u tokens in one message (max %d)", h->n_tokens,
+                           w->max_tokens);
+    }
+    if (w->first) {
+        if (h->dtype != PROTO_DTYPE_I32 || h->hidden != 0) {
+            return hx_diag_set(diag, HX_EPROTO, "first stage expects token ids");
+        }
+    } else if (h->dtype != PROTO_DTYPE_F32 || (int)h->hidden != w->hidden) {
+        return hx_diag_set(diag, HX_EPROTO, "expects f32 activations of width %d", w->hidden);
+    }
+    if (h->type == PROTO_TYPE_PREFILL) {
+        if (h->position != 0) {
+            return hx_diag_set(diag, HX_ENOTSUP, "prefill must start at position 0");
+        }
+    } else {
+        if (h->n_tokens != 1) {
+            return hx_diag_set(diag, HX_EPROTO, "a decode carries one token");
+        }
+    }
+    return 0;
+}
+
+static void pending_push(struct worker *w, struct xport_msg *m)
+{
+    if (w->n_pending == w->cap_pending) {
+        w->cap_pending = w->cap_pending ? 2 * w->cap_pending : 32;
+        w->pending = xrealloc(w->pending, (size_t)w->cap_pending * sizeof(*w->pending));
+    }
+    w->pending[w->n_pending++] = *m;
+    memset(m, 0, sizeof(*m));
+}
+
+/* Handle one message; forward messages are queued for the next step. Returns 1 on SHUTDOWN. */
+static int handle_msg(struct worker *w, struct xport_msg *m)
+{
+    struct hx_diag d;
+    switch (m->hdr.type) {
+    case PROTO_TYPE_PREFILL:
+    case PROTO_TYPE_DECODE:
+        if (check_forward(w, &m->hdr, &d) != 0) {
+            log_warn("worker %s: request %llu dropped: %s", w->o->name,
+                     (unsigned long long)m->hdr.request_id, d.msg);
+            send_error(w, m->hdr.request_id, m->hdr.seq, d.code, d.msg);
+            break;
+        }
+        pending_push(w, m);
+        return 0;
+    case PROTO_TYPE_RELEASE:
+        seq_drop(w, m->hdr.request_id);
+        /* also drop queued messages of that request */
+        for (int i = 0; i < w->n_pending; i++) {
+            if (w->pending[i].hdr.request_id == m->hdr.request_id) {
+                xport_msg_release(&w->pending[i]);
+                w->pending[i] = w->pending[--w->n_pending];
+                i--;
+            }
+        }
+        break;
+    case PROTO_TYPE_ASSIGN:
+        if (w->assigned && ((int)m->body.assign.layer_start != w->layer_start ||
+                            (int)m->body.assign.layer_end != w->layer_end)) {
+            log_warn("worker %s: re-assignment to another range is not supported; keeping [%d, %d)",
+                     w->o->name, w->layer_start, w->layer_end);
+        }
+        peers_update(w, &m->body.assign);
+        log_info("worker %s: peer table updated (%u peers)", w->o->name, m->body.assign.n_peers);
+        break;
+    case PROTO_TYPE_SHUTDOWN:
+        log_info("worker %s: shutdown: %s", w->o->name, m->body.shutdown.reason);
+        xport_msg_release(m);
+        return 1;
+    case PROTO_TYPE_HEARTBEAT:
+    case PROTO_TYPE_REGISTER_ACK:
+        break;
+    default:
+        log_warn("worker %s: unexpected %s from '%s' dropped", w->o->name,
+                 proto_type_name(m->hdr.type), m->peer);
+        break;
+    }
+    xport_msg_release(m);
+    return 0;
+}
+
+/* Post-step delivery of one sequence's output. act points at its n_tokens x hidden rows. */
+static void deliver(struct worker *w, const struct xport_msg *m, const float *act,
+                    const float *logits)
+{
+    const struct proto_header *in = &m->hdr;
+    struct hx_diag d;
+    if (w->last) {
+        struct wseq *s = seq_find(w, in->request_id);
+        int32_t tok =
+            s && s->sampler ? eng_sampler_sample(s->sampler, logits) : eng_argmax(logits, w->vocab);
+        struct proto_header h;
+        proto_header_init(&h, PROTO_TYPE_TOKEN);
+        h.request_id = in->request_id;
+        h.seq = in->seq;
+        h.send_time_us = hx_clock_now_us();
+        union proto_body b;
+        memset(&b, 0, sizeof(b));
+        b.token.token_id = tok;
+        if (xport_send_body(w->ctrl, NULL, &h, &b, &d) != 0) {
+            log_warn("worker %s: TOKEN for request %llu not sent: %s", w->o->name,
+                     (unsigned long long)in->request_id, d.msg);
+        }
+        return;
+    }
+    struct proto_header h = *in;
+    h.cur_hop = (uint8_t)(in->cur_hop + 1);
+    h.dtype = PROTO_DTYPE_F32;
+    h.hidden = (uint32_t)w->hidden;
+    size_t bytes = (size_t)in->n_tokens * (size_t)w->hidden * sizeof(float);
+    h.payload_bytes = bytes;
+    h.send_time_us = hx_clock_now_us();
+    uint32_t next = h.hops[h.cur_hop].node;
+    struct xport *dealer = peer_dealer(w, next, &d);
+    int rc = dealer ? xport_send(dealer, NULL, &h, (void *)act, bytes, NULL, NULL, &d) : d.code;
+    if (rc != 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "next hop node %u unreachable: %s", next, d.msg);
+        log_warn("worker %s: request %llu: %s", w->o->name, (unsigned long long)in->request_id,
+                 msg);
+        send_error(w, in->request_id, in->seq, HX_ECLOSED, msg);
+    }
+}
+
+/* Prepare message m as a step entry (adds the sequence for a PREFILL). 0 or error. */
+static int prepare(struct worker *w, const struct xport_msg *m, struct eng_seq_step *st,
+                   struct hx_diag *d)
+{
+    const struct proto_header *h = &m->hdr;
+    if (h->type == PROTO_TYPE_PREFILL) {
+        if (seq_find(w, h->request_id)) {
+            seq_drop(w, h->request_id);
+        }
+        if (w->n_seqs >= RT_MAX_SEQS) {
+            return hx_diag_set(d, HX_EFULL, "too many sequences (%d)", RT_MAX_SEQS);
+        }
+        int rc = eng_seq_add(w->eng, (int64_t)h->request_id, d);
+        if (rc != 0) {
+            return rc;
+        }
+        struct wseq *s = &w->seqs[w->n_seqs++];
+        memset(s, 0, sizeof(*s));
+        s->id = h->request_id;
+        if (w->last) {
+            struct eng_sampler_params sp;
+            memset(&sp, 0, sizeof(sp));
+            sp.temperature = h->temperature;
+            sp.top_p = h->top_p;
+            sp.seed = h->seed;
+            if (eng_sampler_new(&sp, w->vocab, &s->sampler) != 0) {
+                seq_drop(w, h->request_id);
+                return hx_diag_set(d, HX_ENOMEM, "sampler");
+            }
+        }
+    } else {
+        if (!seq_find(w, h->request_id)) {
+            return hx_diag_set(d, HX_ENOTFOUND, "decode for unknown request");
+        }
+        int len = eng_seq_len(w->eng, (int64_t)h->request_id);
+        if (len != (int)h->position) {
+            return hx_diag_set(d, HX_EINVAL, "decode at position %u, cached %d", h->position, len);
+        }
+    }
+    st->seq_id = (int64_t)h->request_id;
+    st->pos = (int)h->position;
+    st->n_tokens = (int)h->n_tokens;
+    st->tokens = w->first ? (const int32_t *)m->payload : NULL;
+    st->act_in = w->first ? NULL : (const float *)m->payload;
+    return 0;
+}
+
+static int run_step(struct worker *w, struct xport_msg *batch, int n, struct hx_diag *d)
+{
+    struct eng_step_out out;
+    memset(&out, 0, sizeof(out));
+    if (w->last) {
+        out.logits = w->logits;
+    } else {
+        out.act = w->act_out;
+    }
+    int rc = eng_engine_step(w->eng, w->steps, n, &out, d);
+    if (rc != 0) {
+        return rc;
+    }
+    w->steps_done++;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        deliver(w, &batch[i], w->act_out + off * (size_t)w->hidden,
+                w->logits + (size_t)i * (size_t)w->vocab);
+        off += batch[i].hdr.n_tokens;
+    }
+    return 0;
+}
+
+/* One continuous-batching iteration over the pending messages. */
+static void step_pending(struct worker *w)
+{
+    if (w->n_pending == 0) {
+        return;
+    }
+    struct xport_msg batch[RT_MAX_SEQS];
+    int n = 0;
+    int tokens = 0;
+    int i = 0;
+    while (i < w->n_pending && n < RT_MAX_SEQS) {
+        struct xport_msg *m = &w->pending[i];
+        int dup = 0;
+        for (int j = 0; j < n; j++) {
+            dup |= batch[j].hdr.request_id == m->hdr.request_id;
+        }
+        if (dup || tokens + (int)m->hdr.n_tokens > w->max_tokens) {
+            i++;
+            continue;
+        }
+        struct hx_diag d;
+        if (prepare(w, m, &w->steps[n], &d) != 0) {
+            send_error(w, m->hdr.request_id, m->hdr.seq, d.code, d.msg);
+            xport_msg_release(m);
+        } else {
+            tokens += (int)m->hdr.n_tokens;
+            batch[n++] = *m;
+        }
+        w->pending[i] = w->pending[--w->n_pending];
+    }
+    if (n == 0) {
+        return;
+    }
+    struct hx_diag d;
+    int rc = run_step(w, batch, n, &d);
+    if (rc != 0 && n > 1) {
+        /* One of them does not fit (KV full): run them one by one so the rest go on. */
+        for (int k = 0; k < n; k++) {
+            w->steps[0] = w->steps[k];
+            if (run_step(w, &batch[k], 1, &d) != 0) {
+                send_error(w, batch[k].hdr.request_id, batch[k].hdr.seq, d.code, d.msg);
+                if (batch[k].hdr.type == PROTO_TYPE_PREFILL) {
+                    seq_drop(w, batch[k].hdr.request_id);
+                }
+            }
+        }
+    } else if (rc != 0) {
+        send_error(w, batch[0].hdr.request_id, batch[0].hdr.seq, d.code, d.msg);
+        if (batch[0].hdr.type == PROTO_TYPE_PREFILL) {
+            seq_drop(w, batch[0].hdr.request_id);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        xport_msg_release(&batch[k]);
+    }
+}
+
+/* Drain everything readable on s (without blocking). Returns 1 on SHUTDOWN, <0 on error. */
+static int drain(struct worker *w, struct xport *s)
+{
+    for (;;) {
+        struct xport_msg m;
+        struct hx_diag d;
+        int rc = xport_recv(s, 0, &m, &d);
+        if (rc == HX_ETIMEDOUT) {
+            return 0;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (handle_msg(w, &m)) {
+            return 1;
+        }
+    }
+}
+
+static void worker_release(struct worker *w)
+{
+    for (int i = 0; i < w->n_pending; i++) {
+        xport_msg_release(&w->pending[i]);
+    }
+    xfree(w->pending);
+    while (w->n_seqs > 0) {
+        seq_drop(w, w->seqs[0].id);
+    }
+    peers_free(w);
+    eng_engine_free(w->eng);
+    eng_model_free(w->model);
+    eng_backend_free(w->be);
+    xfree(w->act_out);
+    xfree(w->logits);
+    xfree(w->steps);
+    xport_free(w->data);
+    xport_free(w->ctrl);
+    xport_ctx_free(w->ctx);
+}
+
+static int stopped(const struct worker *w)
+{
+    return w->o->stop && *w->o->stop;
+}
+
+/* Register (retrying while nobody answers), then wait for ASSIGN. */
+static int join(struct worker *w, struct hx_diag *diag)
+{
+    struct proto_register reg;
+    memset(&reg, 0, sizeof(reg));
+    snprintf(reg.name, sizeof(reg.name), "%s", w->o->name);
+    snprintf(reg.token, sizeof(reg.token), "%s", w->o->token);
+    snprintf(reg.backend, sizeof(reg.backend), "cpu");
+    snprintf(reg.endpoint, sizeof(reg.endpoint), "%s", xport_endpoint(w->data));
+    reg.threads = (uint32_t)(w->o->threads > 0 ? w->o->threads : 0);
+    reg.kv_bytes = w->o->kv_bytes;
+    struct proto_register_ack ack;
+    for (;;) {
+        if (stopped(w)) {
+            return hx_diag_set(diag, HX_ECLOSED, "stopped before registering");
+        }
+        int rc = xport_register(w->ctrl, &reg, WORKER_REGISTER_TIMEOUT_MS, &ack, diag);
+        if (rc == 0) {
+            break;
+        }
+        if (rc != HX_ETIMEDOUT) {
+            return rc;
+        }
+        log_info("worker %s: no answer from %s yet, retrying", w->o->name, w->o->coordinator);
+    }
+    w->node = ack.node;
+    w->heartbeat_ms = ack.heartbeat_ms > 0 ? (int)ack.heartbeat_ms : 200;
+    log_info("worker %s: registered as node %u", w->o->name, w->node);
+    int64_t last_hb = 0;
+    while (!w->assigned) {
+        if (stopped(w)) {
+            return hx_diag_set(diag, HX_ECLOSED, "stopped before assignment");
+        }
+        int64_t now = hx_clock_now_us();
+        if (now - last_hb >= (int64_t)w->heartbeat_ms * 1000) {
+            send_heartbeat(w);
+            last_hb = now;
+        }
+        struct xport_msg m;
+        int rc = xport_recv(w->ctrl, 50, &m, diag);
+        if (rc == HX_ETIMEDOUT) {
+            continue;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (m.hdr.type == PROTO_TYPE_ASSIGN) {
+            log_info("worker %s: assigned layers [%u, %u) of %u", w->o->name,
+                     m.body.assign.layer_start, m.body.assign.layer_end, m.body.assign.n_layers);
+            peers_update(w, &m.body.assign);
+            rc = load_assignment(w, &m.body.assign, diag);
+            xport_msg_release(&m);
+            if (rc != 0) {
+                send_error(w, 0, 0, rc, diag->msg);
+                return rc;
+            }
+            rc = send_ready(w, diag);
+            if (rc != 0) {
+                return rc;
+            }
+        } else if (m.hdr.type == PROTO_TYPE_SHUTDOWN) {
+            xport_msg_release(&m);
+            return hx_diag_set(diag, HX_ECLOSED, "shut down before assignment");
+        } else if (m.hdr.type == PROTO_TYPE_REJECT) {
+            int code = m.body.reject.reason == PROTO_REJECT_AUTH ? HX_EAUTH : HX_EINVAL;
+            hx_diag_set(diag, code, "coordinator rejected us: %s", m.body.reject.message);
+            xport_msg_release(&m);
+            return code;
+        } else {
+            xport_msg_release(&m);
+        }
+    }
+    return 0;
+}
+
+int worker_run(const struct worker_opts *o, struct hx_diag *diag)
+{
+    hx_diag_clear(diag);
+    if (!o || !o->coordinator || !o->name || !o->token || !o->token[0]) {
+        return hx_diag_set(diag, HX_EINVAL, "worker: coordinator, name and token are required");
+    }
+    struct worker w;
+    memset(&w, 0, sizeof(w));
+    w.o = o;
+    int rc = xport_ctx_new(&w.ctx, diag);
+    if (rc == 0) {
+        rc = xport_router_bind(w.ctx, o->data_endpoint ? o->data_endpoint : "tcp://127.0.0.1:*",
+                               &w.data, diag);
+    }
+    if (rc == 0) {
+        rc = xport_dealer_connect(w.ctx, o->coordinator, o->name, 0, &w.ctrl, diag);
+    }
+    if (rc == 0) {
+        rc = join(&w, diag);
+    }
+    if (rc != 0) {
+        worker_release(&w);
+        return rc;
+    }
+    log_info("worker %s: serving layers [%d, %d) on %s", o->name, w.layer_start, w.layer_end,
+             xport_endpoint(w.data));
+    int64_t last_hb = 0;
+    struct xport *socks[2] = {w.ctrl, w.data};
+    while (!stopped(&w)) {
+        int64_t now = hx_clock_now_us();
+        if (now - last_hb >= (int64_t)w.heartbeat_ms * 1000) {
+            send_heartbeat(&w);
+            last_hb = now;
+        }
+        int timeout = w.n_pending > 0 ? 0 : 50;
+        unsigned char rd[2] = {0, 0};
+        int n = xport_poll(socks, 2, timeout, rd, diag);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        int done = 0;
+        for (int i = 0; i < 2 && !done; i++) {
+            if (rd[i]) {
+                int r = drain(&w, socks[i]);
+                if (r < 0) {
+                    rc = r;
+                    done = 1;
+                } else if (r == 1) {
+                    done = 1;
+                }
+            }
+        }
+        if (done) {
+            break;
+        }
+        step_pending(&w);
+    }
+    worker_release(&w);
+    return rc;
+}
