@@ -587,6 +587,9 @@ static int find_added(const struct eng_tok *tok, const unsigned char *s, size_t 
         return 0;
     }
     for (size_t i = from; i < n; i++) {
+        if (!tok->added_first[s[i]]) {
+            continue;
+        }
         const struct tok_added *best = NULL;
         for (size_t k = 0; k < tok->n_added; k++) {
             const struct tok_added *a = &tok->added[k];

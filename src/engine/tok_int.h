@@ -116,7 +116,8 @@ struct eng_tok {
     /* Added tokens, matched in the raw text before normalization. */
     struct tok_added *added;
     size_t n_added;
-    unsigned char *is_special; // n_vocab flags
+    unsigned char added_first[256]; // 1 if some added token starts with this byte
+    unsigned char *is_special;      // n_vocab flags
 
     /* Normalizer (SentencePiece-style). */
     struct tok_norm *norm;

@@ -401,6 +401,9 @@ static int load_vocab(struct loader *L, const cJSON *model, const cJSON *added)
         a->rstrip = jbool(e, "rstrip", 0);
         a->single_word = jbool(e, "single_word", 0);
         strs[a->id] = a->content;
+        if (a->len > 0) {
+            tok->added_first[(unsigned char)a->content[0]] = 1;
+        }
         tok->is_special[a->id] = (unsigned char)(a->special ? 1 : 0);
     }
     size_t total = 0;

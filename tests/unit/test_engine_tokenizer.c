@@ -557,6 +557,41 @@ TEST(tok_spm_unk_fused)
     eng_tok_free(tok);
 }
 
+/* The same vocabulary with the newer Llama/Mistral layout: no normalizer, a Metaspace
+ * pre-tokenizer with prepend_scheme "first" and a Metaspace decoder. */
+TEST(tok_spm_metaspace)
+{
+    char *js = spm_json(1);
+    cJSON *root = cJSON_Parse(js);
+    cJSON_free(js);
+    cJSON_ReplaceItemInObject(root, "normalizer", cJSON_CreateNull());
+    cJSON_ReplaceItemInObject(root, "pre_tokenizer",
+                              cJSON_Parse("{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","
+                                          "\"prepend_scheme\":\"first\",\"split\":false}"));
+    cJSON_ReplaceItemInObject(root, "decoder",
+                              cJSON_Parse("{\"type\":\"Sequence\",\"decoders\":[{\"type\":"
+                                          "\"ByteFallback\"},{\"type\":\"Metaspace\","
+                                          "\"replacement\":\"\\u2581\",\"prepend_scheme\":"
+                                          "\"first\"}]}"));
+    js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    ASSERT_OK_DIAG(eng_tok_load_mem(js, strlen(js), "metaspace", &tok, &d), &d);
+    cJSON_free(js);
+    expect_ids(tok, "ab", 0, (const int32_t[]){SPM_SP_AB}, 1);
+    /* Spaces become ▁; text already starting with ▁ gets no second one. */
+    expect_ids(tok, " ab", 0, (const int32_t[]){SPM_SP_AB}, 1);
+    expect_ids(tok, "a ab", 0, (const int32_t[]){SPM_SP_A, SPM_SP_AB}, 2);
+    /* "first": only the piece at offset 0 is prefixed, not the one after a special token. */
+    expect_ids(tok, "a</s>b", 0, (const int32_t[]){SPM_SP_A, 2, SPM_B}, 3);
+    const int32_t ids[] = {SPM_SP_A, SPM_SP_AB};
+    char *t = decode(tok, ids, 2, 0);
+    ASSERT_STR_EQ(t, "a ab");
+    xfree(t);
+    eng_tok_free(tok);
+}
+
 /* ---- pre-tokenizer matchers -------------------------------------------------------------- */
 
 static void expect_split(int llama3, const char *s, const char *const *want, size_t n_want)
