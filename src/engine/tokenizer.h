@@ -7,8 +7,9 @@
  *  - SentencePiece-style BPE (Llama-2): normalizer Prepend("▁")+Replace(" ","▁") or a Metaspace
  *    pre_tokenizer, model.byte_fallback, decoder Replace/ByteFallback/Fuse/Strip;
  *  - added tokens (special or not) found in the input text before normalization;
- *  - TemplateProcessing post_processor: its leading special token is the BOS added by
- *    ENG_TOK_ADD_BOS (falling back to a "bos_token"-like added token "<s>"/"<|begin_of_text|>").
+ *  - TemplateProcessing post_processor ("single" template): its special tokens are what
+ *    ENG_TOK_ADD_BOS adds (for Llama models: just the BOS in front); eng_tok_bos_id is its
+ *    first token, else an added token named "<|begin_of_text|>", "<s>" or "<bos>".
  * The pre-tokenizer regexes are matched by hand-written code using generated Unicode
  * L/N/White_Space tables (tools/gen_unicode_tables.py), not by a regex engine. See
  * docs/tokenizer.md.
@@ -29,11 +30,15 @@ struct eng_tok_stream;
 
 /* Flags for eng_tok_encode / eng_tok_decode / eng_tok_stream_new. */
 enum eng_tok_flags {
-    /* encode: prepend the BOS id (the post_processor's leading special token), if any. */
+    /*
+     * encode: add the post_processor template's special tokens around the text, as Hugging
+     * Face's add_special_tokens=True does (Llama: BOS in front). Nothing if there is no template.
+     */
     ENG_TOK_ADD_BOS = 1 << 0,
     /*
-     * encode: do NOT recognise added/special token strings (e.g. "<|end_of_text|>") in the
-     * text; they are then tokenized as plain text. Hugging Face's default is to recognise them.
+     * encode: do NOT recognise the strings of added tokens marked special (e.g.
+     * "<|end_of_text|>") in the text; they are tokenized as plain text (Hugging Face's
+     * split_special_tokens). Non-special added tokens are still matched. Default: recognised.
      */
     ENG_TOK_NO_SPECIAL = 1 << 1,
     /* decode/stream: drop tokens marked "special" in added_tokens (BOS, EOS, ...). */
@@ -61,7 +66,11 @@ void eng_tok_free(struct eng_tok *tok);
 /* Number of ids: max(id)+1 over model.vocab and added_tokens. */
 int32_t eng_tok_vocab_size(const struct eng_tok *tok);
 
-/* BOS / EOS ids, or -1 if the tokenizer has none. */
+/*
+ * BOS / EOS ids, or -1 if the tokenizer has none. EOS is the added token named
+ * "<|end_of_text|>", "</s>", "<|endoftext|>" or "<eos>" (first found); chat models may stop on
+ * other ids too (e.g. "<|eot_id|>": look it up with eng_tok_token_to_id).
+ */
 int32_t eng_tok_bos_id(const struct eng_tok *tok);
 int32_t eng_tok_eos_id(const struct eng_tok *tok);
 
