@@ -23,7 +23,7 @@
 #include "base/strbuf.h"
 #include "engine/tok_int.h"
 
-#define MAX_VOCAB_ID (1 << 24) // ids above this are refused as corrupt
+#define MAX_VOCAB_ID (1 << 22) // ids above this are refused as corrupt (largest real: ~256k)
 
 /* ---- hashing ----------------------------------------------------------------------------- */
 
