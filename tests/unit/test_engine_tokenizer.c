@@ -692,6 +692,91 @@ TEST(tok_load_detects_split_patterns)
     eng_tok_free(tok);
 }
 
+/* Encode s with tok and with ref (flags 0) and require equal ids. */
+static void expect_same(const struct eng_tok *tok, const char *s, const struct eng_tok *ref,
+                        const char *ref_s)
+{
+    int32_t *a = NULL;
+    size_t na = 0;
+    int32_t *b = NULL;
+    size_t nb = 0;
+    encode(tok, s, 0, &a, &na);
+    encode(ref, ref_s, 0, &b, &nb);
+    ASSERT_EQ(na, nb);
+    ASSERT_MSG(na == 0 || memcmp(a, b, na * sizeof(int32_t)) == 0, "\"%s\" vs \"%s\"", s, ref_s);
+    xfree(a);
+    xfree(b);
+}
+
+TEST(tok_bytelevel_options)
+{
+    struct eng_tok *ref = load_kjv();
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    /* Split(GPT-2 regex) + ByteLevel(use_regex=false) == ByteLevel(use_regex=true). */
+    ASSERT_OK_DIAG(
+        load_variant("pre_tokenizer",
+                     "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{"
+                     "\"Regex\":\"'s|'t|'re|'ve|'m|'ll|'d| ?\\\\p{L}+| ?\\\\p{N}+| ?[^\\\\s"
+                     "\\\\p{L}\\\\p{N}]+|\\\\s+(?!\\\\S)|\\\\s+\"},\"behavior\":\"Isolated\","
+                     "\"invert\":false},{\"type\":\"ByteLevel\",\"use_regex\":false}]}",
+                     &tok, &d),
+        &d);
+    for (size_t k = 0; k < sizeof(VARIED) / sizeof(VARIED[0]); k++) {
+        expect_same(tok, VARIED[k], ref, VARIED[k]);
+    }
+    eng_tok_free(tok);
+    /* add_prefix_space: "In the" encodes like " In the"; text already starting with a space
+     * gets no second one. */
+    ASSERT_OK_DIAG(load_variant("pre_tokenizer",
+                                "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,"
+                                "\"use_regex\":true}",
+                                &tok, &d),
+                   &d);
+    expect_same(tok, "In the beginning", ref, " In the beginning");
+    expect_same(tok, " In the beginning", ref, " In the beginning");
+    eng_tok_free(tok);
+    eng_tok_free(ref);
+}
+
+TEST(tok_added_token_options)
+{
+    struct eng_tok *ref = load_kjv();
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    /* lstrip/rstrip: the token swallows the whitespace on that side. */
+    ASSERT_OK_DIAG(load_variant("added_tokens",
+                                "[{\"id\":0,\"content\":\"<|begin_of_text|>\",\"special\":true},"
+                                "{\"id\":1,\"content\":\"<|end_of_text|>\",\"special\":true,"
+                                "\"lstrip\":true,\"rstrip\":true}]",
+                                &tok, &d),
+                   &d);
+    expect_same(tok, "Amen  <|end_of_text|> \n And", ref, "Amen<|end_of_text|>And");
+    eng_tok_free(tok);
+    /* single_word: not matched inside a word. */
+    ASSERT_OK_DIAG(load_variant("added_tokens",
+                                "[{\"id\":1,\"content\":\"<|end_of_text|>\",\"special\":true,"
+                                "\"single_word\":true}]",
+                                &tok, &d),
+                   &d);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    encode(tok, "x<|end_of_text|> y", 0, &ids, &n);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_NE(ids[i], 1);
+    }
+    xfree(ids);
+    encode(tok, "x <|end_of_text|> y", 0, &ids, &n);
+    size_t ones = 0;
+    for (size_t i = 0; i < n; i++) {
+        ones += ids[i] == 1;
+    }
+    ASSERT_EQ(ones, 1);
+    xfree(ids);
+    eng_tok_free(tok);
+    eng_tok_free(ref);
+}
+
 TEST(tok_load_errors)
 {
     struct hx_diag d = {0};
