@@ -68,6 +68,7 @@ struct cnode {
     uint64_t tokens; /* tokens processed (prefill + decode) by this node */
     uint64_t steps;  /* forward messages through this node */
     uint64_t joins;
+    int64_t last_reject_us;
     double rate_tokens; /* tokens/s over the last window */
     uint64_t win_tokens;
 };
@@ -115,6 +116,8 @@ struct creq {
     uint64_t id;
     uint64_t wire_id;
     struct coord_stream *stream;
+    const struct coord_sink *sink;
+    void *sink_user;
     int32_t *prompt;
     int n_prompt;
     int32_t *gen;
@@ -500,6 +503,32 @@ static void publish_state(struct coord *c)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
+static void emit_text(struct creq *r, const char *text, size_t len)
+{
+    stream_text(r->stream, text, len);
+    if (r->sink && r->sink->token(r->sink_user, text, len) != 0) {
+        pthread_mutex_lock(&r->stream->mu);
+        r->stream->cancelled = 1;
+        pthread_mutex_unlock(&r->stream->mu);
+    }
+}
+
+static void emit_finish(struct creq *r, int ok, const char *finish, int code, const char *err)
+{
+    stream_finish(r->stream, ok, finish, code, err, r->n_prompt, r->n_gen);
+    if (r->sink && ok) {
+        r->sink->done(r->sink_user, finish, r->n_prompt, r->n_gen);
+    } else if (r->sink) {
+        r->sink->error(r->sink_user, code, err);
+    }
+}
+
+static int req_cancelled(struct creq *r)
+{
+    return stream_cancelled(r->stream) ||
+           (r->sink && r->sink->cancelled && r->sink->cancelled(r->sink_user));
+}
+
 static void req_free(struct creq *r)
 {
     if (!r) {
@@ -507,6 +536,9 @@ static void req_free(struct creq *r)
     }
     if (r->stream) {
         stream_unref(r->stream);
+    }
+    if (r->sink && r->sink->release) {
+        r->sink->release(r->sink_user);
     }
     xfree(r->prompt);
     xfree(r->gen);
@@ -543,7 +575,7 @@ static void req_fail(struct coord *c, int idx, int code, const char *msg)
 {
     struct creq *r = c->reqs[idx];
     log_warn("coordinator: request %llu failed: %s", (unsigned long long)r->id, msg);
-    stream_finish(r->stream, 0, NULL, code, msg, r->n_prompt, r->n_gen);
+    emit_finish(r, 0, NULL, code, msg);
     c->failed++;
     req_remove(c, idx);
 }
@@ -569,12 +601,14 @@ static void req_done(struct coord *c, int idx, const char *finish)
         if (!stopped) {
             n = r->text.len - r->emitted;
         }
-        stream_text(r->stream, r->text.buf + r->emitted, n);
+        if (n > 0) {
+            emit_text(r, r->text.buf + r->emitted, n);
+        }
         r->emitted += n;
     } else {
         finish = "stop";
     }
-    stream_finish(r->stream, 1, finish, 0, NULL, r->n_prompt, r->n_gen);
+    emit_finish(r, 1, finish, 0, NULL);
     c->completed++;
     req_remove(c, idx);
 }
@@ -930,9 +964,9 @@ static void handle_ready(struct coord *c, int i, const struct proto_ready *rd)
     n->state = NODE_READY;
     log_info("coordinator: worker %s ready: layers [%u, %u), %ld KV blocks", n->spec.name,
              rd->layer_start, rd->layer_end, n->kv_blocks_total);
-    /* every live worker learns the new peer table */
+    /* every live worker (this one included) learns the new peer table */
     for (int k = 0; k < c->n_nodes; k++) {
-        if (k != i && c->nodes[k].state == NODE_READY) {
+        if (c->nodes[k].state == NODE_READY) {
             send_assign(c, k);
         }
     }
@@ -1017,7 +1051,7 @@ static void handle_token(struct coord *c, const struct xport_msg *m)
     int stopped = 0;
     size_t emit = coord_stop_scan(r->text.buf ? r->text.buf : "", r->text.len, r->emitted, stops,
                                   r->n_stop, &stopped);
-    stream_text(r->stream, r->text.buf + r->emitted, emit);
+    emit_text(r, r->text.buf + r->emitted, emit);
     r->emitted += emit;
     if (stopped) {
         req_done(c, idx, "stop_string");
@@ -1069,6 +1103,20 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
     if (i < 0 || c->nodes[i].state == NODE_WAITING || c->nodes[i].state == NODE_DEAD) {
         log_debug("coordinator: %s from unregistered '%s' dropped", proto_type_name(m->hdr.type),
                   m->peer);
+        int64_t now = hx_clock_now_us();
+        if (i >= 0 && now - c->nodes[i].last_reject_us > 200000) {
+            /* a worker we declared dead is still talking: ask it to register again */
+            c->nodes[i].last_reject_us = now;
+            struct proto_header h;
+            proto_header_init(&h, PROTO_TYPE_REJECT);
+            union proto_body b;
+            memset(&b, 0, sizeof(b));
+            b.reject.reason = PROTO_REJECT_INVALID;
+            snprintf(b.reject.message, sizeof(b.reject.message),
+                     "node %s was declared dead; register again", m->peer);
+            struct hx_diag d;
+            xport_send_body(c->ctrl, m->peer, &h, &b, &d);
+        }
         return;
     }
     xport_live_seen(c->live, m->peer, hx_clock_now_us());
@@ -1262,7 +1310,7 @@ static void *loop_main(void *arg)
         }
         take_inbox(c);
         for (int i = 0; i < c->n_reqs; i++) {
-            if (stream_cancelled(c->reqs[i]->stream)) {
+            if (req_cancelled(c->reqs[i])) {
                 req_remove(c, i);
                 i--;
             }
@@ -1585,6 +1633,11 @@ int coord_submit(struct coord *c, const struct coord_request *q, struct coord_st
         return rc;
     }
     r->stream = stream_new();
+    r->sink = q->sink;
+    r->sink_user = q->sink_user;
+    if (r->sink) {
+        r->stream->refs = 1; /* the loop's only */
+    }
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
         rc = hx_diag_set(diag, HX_ECLOSED, "coordinator shutting down");
@@ -1598,11 +1651,14 @@ int coord_submit(struct coord *c, const struct coord_request *q, struct coord_st
             c->inbox = xrealloc(c->inbox, (size_t)c->cap_inbox * sizeof(*c->inbox));
         }
         c->inbox[c->n_inbox++] = r;
-        *out = r->stream;
+        *out = r->sink ? NULL : r->stream;
     }
     pthread_mutex_unlock(&c->mu);
     if (rc != 0) {
-        stream_unref(r->stream); /* the client's reference; req_free drops the loop's */
+        if (!r->sink) {
+            stream_unref(r->stream); /* the client's reference; req_free drops the loop's */
+        }
+        r->sink = NULL; /* on failure the sink is never called */
         req_free(r);
     }
     return rc;
@@ -1620,7 +1676,7 @@ void coord_free(struct coord *c)
         pthread_join(c->thread, NULL);
     }
     for (int i = 0; i < c->n_inbox; i++) {
-        stream_finish(c->inbox[i]->stream, 0, NULL, HX_ECLOSED, "coordinator shutting down", 0, 0);
+        emit_finish(c->inbox[i], 0, NULL, HX_ECLOSED, "coordinator shutting down");
         req_free(c->inbox[i]);
     }
     while (c->n_reqs > 0) {

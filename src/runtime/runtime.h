@@ -106,7 +106,28 @@ void coord_free(struct coord *c);
 const char *coord_model_name(const struct coord *c);
 int coord_max_context(const struct coord *c);
 
+/*
+ * Optional push interface for a request's output (used by the HTTP front end): every call
+ * runs on the coordinator's loop thread and must not block. With a sink, coord_submit returns
+ * no stream; cancellation is polled through cancelled().
+ */
+struct coord_sink {
+    /* One call per generated token (EOS excluded); text holds the complete UTF-8 it adds
+     * (possibly empty while a character is split across tokens). Return nonzero to cancel. */
+    int (*token)(void *user, const char *text, size_t len);
+    /* Normal end: finish_reason "stop" or "length". */
+    void (*done)(void *user, const char *finish_reason, int prompt_tokens, int completion_tokens);
+    /* Abnormal end (no route left, shutdown, worker error): code is an HX_E* status. */
+    void (*error)(void *user, int code, const char *message);
+    /* Optional: 1 once the consumer has gone away (the request is then dropped). */
+    int (*cancelled)(void *user);
+    /* Optional: the coordinator holds `user` no more (called exactly once, last). */
+    void (*release)(void *user);
+};
+
 struct coord_request {
+    const struct coord_sink *sink; /* NULL: pull the output with coord_stream_next */
+    void *sink_user;
     const char *prompt; /* text (borrowed; tokenised with BOS) */
     size_t prompt_len;
     int max_tokens;    /* new tokens (> 0; clamped to the context) */
@@ -138,9 +159,11 @@ struct coord_stream;
 
 /*
  * Submit a request. On success *out is the client's end of it (free with coord_stream_free,
- * which cancels it if still running). Returns 0, HX_EINVAL (bad parameters, prompt longer
- * than the context), HX_EFULL (the admission queue is full) or HX_ECLOSED (shutting down).
- * A request that cannot be admitted now waits in a FIFO queue; it is never dropped silently.
+ * which cancels it if still running); with r->sink set, *out is NULL and output goes to the
+ * sink (on success the sink's release() will run exactly once; on failure never). Returns 0,
+ * HX_EINVAL (bad parameters, prompt longer than the context), HX_EFULL (the admission queue is
+ * full) or HX_ECLOSED (shutting down). A request that cannot be admitted now waits in a FIFO queue;
+ * it is never dropped silently.
  */
 int coord_submit(struct coord *c, const struct coord_request *r, struct coord_stream **out,
                  struct hx_diag *diag);

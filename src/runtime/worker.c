@@ -196,6 +196,16 @@ static struct xport *peer_dealer(struct worker *w, uint32_t node, struct hx_diag
 
 static int load_assignment(struct worker *w, const struct proto_assign *a, struct hx_diag *diag)
 {
+    if (w->eng) {
+        if ((int)a->layer_start != w->layer_start || (int)a->layer_end != w->layer_end) {
+            return hx_diag_set(diag, HX_ENOTSUP,
+                               "re-assigned layers [%u, %u) but this worker runs [%d, %d); "
+                               "restart it to change its range",
+                               a->layer_start, a->layer_end, w->layer_start, w->layer_end);
+        }
+        w->assigned = 1;
+        return 0;
+    }
     const char *model = w->o->model_dir ? w->o->model_dir : a->model;
     int rc = eng_cpu_backend_new(w->o->threads, &w->be, diag);
     if (rc != 0) {
@@ -343,6 +353,12 @@ static int handle_msg(struct worker *w, struct xport_msg *m)
         log_info("worker %s: shutdown: %s", w->o->name, m->body.shutdown.reason);
         xport_msg_release(m);
         return 1;
+    case PROTO_TYPE_REJECT:
+        /* the coordinator declared us dead (e.g. heartbeats late under load): rejoin */
+        log_warn("worker %s: coordinator says: %s; registering again", w->o->name,
+                 m->body.reject.message);
+        xport_msg_release(m);
+        return 2;
     case PROTO_TYPE_HEARTBEAT:
     case PROTO_TYPE_REGISTER_ACK:
         break;
@@ -525,7 +541,7 @@ static void step_pending(struct worker *w)
     }
 }
 
-/* Drain everything readable on s (without blocking). Returns 1 on SHUTDOWN, <0 on error. */
+/* Drain everything readable on s (without blocking). 1 on SHUTDOWN, 2 to rejoin, <0 error. */
 static int drain(struct worker *w, struct xport *s)
 {
     for (;;) {
@@ -538,8 +554,9 @@ static int drain(struct worker *w, struct xport *s)
         if (rc != 0) {
             return rc;
         }
-        if (handle_msg(w, &m)) {
-            return 1;
+        int r = handle_msg(w, &m);
+        if (r != 0) {
+            return r;
         }
     }
 }
@@ -645,6 +662,19 @@ static int join(struct worker *w, struct hx_diag *diag)
     return 0;
 }
 
+/* Forget every request (their KV is freed) before registering again. */
+static void forget_all(struct worker *w)
+{
+    for (int i = 0; i < w->n_pending; i++) {
+        xport_msg_release(&w->pending[i]);
+    }
+    w->n_pending = 0;
+    while (w->n_seqs > 0) {
+        seq_drop(w, w->seqs[0].id);
+    }
+    w->assigned = 0;
+}
+
 int worker_run(const struct worker_opts *o, struct hx_diag *diag)
 {
     hx_diag_clear(diag);
@@ -695,6 +725,16 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
                     done = 1;
                 } else if (r == 1) {
                     done = 1;
+                } else if (r == 2) {
+                    forget_all(&w);
+                    rc = join(&w, diag);
+                    for (int t = 0; t < 3 && rc == HX_EINVAL; t++) {
+                        rc = join(&w, diag); /* a stale REJECT may still be in flight */
+                    }
+                    if (rc != 0) {
+                        done = 1;
+                    }
+                    break;
                 }
             }
         }

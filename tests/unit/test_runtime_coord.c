@@ -20,6 +20,13 @@
 
 #define MODEL "models/kjv-llama-6m"
 
+static void quiet(enum log_level l)
+{
+    if (!getenv("HX_LOG")) {
+        log_set_level(l);
+    }
+}
+
 struct wthread {
     pthread_t t;
     struct worker_opts o;
@@ -125,7 +132,7 @@ static struct coord *start_coord(const struct coord_node_spec *nodes, int n, con
     o.n_nodes = n;
     o.nodes = nodes;
     o.heartbeat_ms = 100;
-    o.dead_ms = 500;
+    o.dead_ms = 1500;
     struct coord *c = NULL;
     struct hx_diag d;
     ASSERT_MSG(coord_new(&o, &c, &d) == 0, "%s", d.msg);
@@ -146,7 +153,7 @@ static struct coord_request greedy(const char *prompt, int max_tokens)
 
 TEST(runtime_coord_pipeline_matches_generate)
 {
-    log_set_level(LOG_LEVEL_WARN);
+    quiet(LOG_LEVEL_WARN);
     struct coord_node_spec nodes[3] = {{"a", 0, 2, 1.0}, {"b", 2, 4, 1.0}, {"c", 4, 6, 1.0}};
     struct coord *c = start_coord(nodes, 3, "s3cret");
     struct wthread w[3];
@@ -188,7 +195,7 @@ TEST(runtime_coord_pipeline_matches_generate)
 
 TEST(runtime_coord_wrong_token_refused)
 {
-    log_set_level(LOG_LEVEL_OFF);
+    quiet(LOG_LEVEL_OFF);
     struct coord_node_spec nodes[1] = {{"a", 0, 6, 1.0}};
     struct coord *c = start_coord(nodes, 1, "right");
     struct wthread w;
@@ -206,7 +213,7 @@ TEST(runtime_coord_wrong_token_refused)
 
 TEST(runtime_coord_survives_worker_loss)
 {
-    log_set_level(LOG_LEVEL_OFF);
+    quiet(LOG_LEVEL_OFF);
     /* "full" holds every layer; "p1" -> "p2" is a second route. */
     struct coord_node_spec nodes[3] = {{"full", 0, 6, 1.0}, {"p1", 0, 3, 2.0}, {"p2", 3, 6, 2.0}};
     struct coord *c = start_coord(nodes, 3, "tok");
