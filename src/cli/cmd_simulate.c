@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,42 @@ struct opts {
     double kv_ratio;
     int json;
     int quiet;
+    const char *quirks; /* NAME=0|1,... applied after --fidelity */
 };
+
+/* Apply "decode_double=0,offline_drop=1" to q; returns 0 or -1 on junk. */
+static int apply_quirks(const char *spec, struct sim_quirks *q)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } tab[] = {
+        {"decode_double", offsetof(struct sim_quirks, decode_double)},
+        {"cpu_overhead_act", offsetof(struct sim_quirks, cpu_overhead_act)},
+        {"offline_drop", offsetof(struct sim_quirks, offline_drop)},
+        {"one_request_per_tx", offsetof(struct sim_quirks, one_request_per_tx)},
+    };
+    const char *p = spec;
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        if (eq == NULL || (eq[1] != '0' && eq[1] != '1') || (eq[2] != 0 && eq[2] != ',')) {
+            return -1;
+        }
+        size_t n = (size_t)(eq - p);
+        int found = 0;
+        for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+            if (strlen(tab[i].name) == n && strncmp(p, tab[i].name, n) == 0) {
+                *(int *)((char *)q + tab[i].off) = eq[1] - '0';
+                found = 1;
+            }
+        }
+        if (!found) {
+            return -1;
+        }
+        p = eq[2] == ',' ? eq + 3 : eq + 2;
+    }
+    return 0;
+}
 
 static const char *policy_name(enum sim_policy p)
 {
@@ -198,6 +234,7 @@ static int parse(int argc, char **argv, struct opts *o)
         O_RATIO,
         O_WARM,
         O_MEAS,
+        O_QUIRKS,
     };
     static const struct option lo[] = {
         {"model", required_argument, 0, O_MODEL},
@@ -218,6 +255,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"kv-ratio", required_argument, 0, O_RATIO},
         {"warmup", required_argument, 0, O_WARM},
         {"measure", required_argument, 0, O_MEAS},
+        {"quirks", required_argument, 0, O_QUIRKS},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -321,6 +359,14 @@ static int parse(int argc, char **argv, struct opts *o)
                 return cli_usage_error("simulate", "bad --measure '%s'", optarg);
             }
             break;
+        case O_QUIRKS: {
+            struct sim_quirks tmp;
+            if (apply_quirks(optarg, &tmp) != 0) {
+                return cli_usage_error("simulate", "bad --quirks '%s'", optarg);
+            }
+            o->quirks = optarg;
+            break;
+        }
         case 'q':
             o->quiet = 1;
             break;
@@ -449,6 +495,9 @@ int cmd_simulate(int argc, char **argv)
     struct sim_config cfg;
     sim_config_defaults(&cfg, o.mode, o.policy);
     sim_quirks_set(&cfg.quirks, o.fidelity);
+    if (o.quirks != NULL) {
+        apply_quirks(o.quirks, &cfg.quirks);
+    }
     cfg.model = m;
     cfg.tp = tp;
     cfg.cluster = sc;
@@ -487,6 +536,12 @@ int cmd_simulate(int argc, char **argv)
         cJSON_AddStringToObject(j, "mode", o.mode == SIM_MODE_ONLINE ? "online" : "offline");
         cJSON_AddStringToObject(j, "fidelity",
                                 o.fidelity == SIM_FIDELITY_HELIX ? "helix" : "default");
+        cJSON *qj = cJSON_CreateObject();
+        cJSON_AddBoolToObject(qj, "decode_double", cfg.quirks.decode_double);
+        cJSON_AddBoolToObject(qj, "cpu_overhead_act", cfg.quirks.cpu_overhead_act);
+        cJSON_AddBoolToObject(qj, "offline_drop", cfg.quirks.offline_drop);
+        cJSON_AddBoolToObject(qj, "one_request_per_tx", cfg.quirks.one_request_per_tx);
+        cJSON_AddItemToObject(j, "quirks", qj);
         cJSON_AddNumberToObject(j, "decode_throughput", r.decode_throughput);
         cJSON_AddItemToObject(j, "prompt_latency", lat_json(&r.prompt));
         cJSON_AddItemToObject(j, "decode_latency", lat_json(&r.decode));
