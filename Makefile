@@ -19,6 +19,13 @@ endif
 
 BUILD ?= build/$(VARIANT)
 
+# Quiet by default (V=1 prints full command lines).
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
         -Wvla -Wpointer-arith -Wwrite-strings -Wformat=2 -Wundef -fno-common
 ifeq ($(WERROR),1)
@@ -96,15 +103,17 @@ $(BUILD)/obj/src/runtime/proto.o: CFLAGS += -Wconversion -Wno-sign-conversion
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(HELIX): $(CLI_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(ONLY_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(ONLY_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
 
 # The test list is generated from every TEST(name) in tests/unit.
 $(BUILD)/gen/test_list.h: $(TEST_SRC)
@@ -115,14 +124,16 @@ $(BUILD)/gen/test_list.h: $(TEST_SRC)
 $(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests -I$(BUILD)/gen
 $(BUILD)/obj/tests/test_main.o: tests/test_main.c $(BUILD)/gen/test_list.h
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(RUNNER): $(TEST_OBJ) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
 
 $(BUILD)/obj/bench/%.o: CPPFLAGS += -Itests -Ibench
 $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CU_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CU_LIBS)
 
 # ---- the README's commands -------------------------------------------------------------
 
