@@ -1347,7 +1347,7 @@ static int setup(struct sim *s, const struct sim_config *cfg, struct sim_result 
 
 static void teardown(struct sim *s)
 {
-    for (int v = 0; v < s->n; v++) {
+    for (int v = 0; s->nodes != NULL && v < s->n; v++) {
         struct cnode *c = &s->nodes[v];
         for (int j = 0; j < c->k; j++) {
             hx_vec_free(&c->queues[j]);
@@ -1356,7 +1356,7 @@ static void teardown(struct sim *s)
         hx_vec_free(&c->batch);
     }
     xfree(s->nodes);
-    for (int i = 0; i < s->n_links; i++) {
+    for (int i = 0; s->links != NULL && i < s->n_links; i++) {
         hx_vec_free(&s->links[i].fifo);
     }
     xfree(s->links);
