@@ -203,6 +203,7 @@ fuzz: $(FUZZ_BIN)
 	    mkdir -p build/fuzz/corpus-$$name; \
 	    echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=0 \
+	        -artifact_prefix=build/fuzz/$$name- \
 	        build/fuzz/corpus-$$name $$( [ -d $$corpus ] && echo $$corpus ) \
 	        2>build/fuzz/$$name.log || { tail -50 build/fuzz/$$name.log; exit 1; }; \
 	done; echo "fuzz: ok"
