@@ -15,7 +15,8 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define CPU_HOT                                                                                    \
-    __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    __attribute__((optimize("O3", "fp-contract=fast"),                                             \
+                   target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CPU_HOT
 #endif

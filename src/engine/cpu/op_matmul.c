@@ -14,12 +14,13 @@
 #include "engine/engine_int.h"
 
 #define GEMV_ROWS_PER_TASK 64
-#define TILE_TARGET_FLOATS 65536 /* 256 KiB per thread */
+#define SMALL_M 64                 /* up to this many input rows, bf16 weights are used in place */
+#define TILE_TARGET_FLOATS 1048576 /* 4 MiB per thread */
 
 int cpu_tile_rows(int k)
 {
     int r = TILE_TARGET_FLOATS / (k > 0 ? k : 1);
-    r = r < 16 ? 16 : r > 256 ? 256 : r;
+    r = r < 16 ? 16 : r > 1024 ? 1024 : r;
     return r & ~7;
 }
 
@@ -70,6 +71,134 @@ CPU_HOT static void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
         uint32_t bits = (uint32_t)src[j] << 16;
         memcpy(&dst[j], &bits, sizeof(float));
     }
+}
+
+/*
+ * Register-blocked bf16 kernels, written with GCC/Clang vector types (8 floats; plain C
+ * arithmetic on them, no intrinsics) so the accumulators stay in registers: 4 weight rows
+ * against 4 input rows (every converted weight vector feeds 4 FMAs, every x vector 4), and
+ * 4 weight rows against 1 input row (decode). k must be a multiple of 8; callers fall back to
+ * dot_bf16 otherwise. out[b * ldo + a] gets weight row a's dot with x row b.
+ */
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
+
+/* (helpers take pointers: returning a vector type by value would depend on the ISA's ABI) */
+static inline __attribute__((always_inline)) void load8(v8f *v, const float *p)
+{
+    memcpy(v, p, sizeof(*v));
+}
+
+static inline __attribute__((always_inline)) void load8_bf16(v8f *f, const uint16_t *p)
+{
+    v8h h;
+    memcpy(&h, p, sizeof(h));
+    v8u u = __builtin_convertvector(h, v8u) << 16;
+    memcpy(f, &u, sizeof(*f));
+}
+
+static inline __attribute__((always_inline)) float hsum8(const v8f *v)
+{
+    return (((*v)[0] + (*v)[4]) + ((*v)[1] + (*v)[5])) +
+           (((*v)[2] + (*v)[6]) + ((*v)[3] + (*v)[7]));
+}
+
+CPU_HOT static void kern_bf16_4x4(const uint16_t *w, const float *x, int k, float *out, size_t ldo)
+{
+    size_t kk = (size_t)k;
+    v8f a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0};
+    v8f a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};
+    v8f a20 = {0}, a21 = {0}, a22 = {0}, a23 = {0};
+    v8f a30 = {0}, a31 = {0}, a32 = {0}, a33 = {0};
+    for (size_t j = 0; j < kk; j += 8) {
+        v8f w0;
+        load8_bf16(&w0, w + j);
+        v8f w1;
+        load8_bf16(&w1, w + kk + j);
+        v8f w2;
+        load8_bf16(&w2, w + 2 * kk + j);
+        v8f w3;
+        load8_bf16(&w3, w + 3 * kk + j);
+        v8f x0;
+        load8(&x0, x + j);
+        a00 += w0 * x0;
+        a10 += w1 * x0;
+        a20 += w2 * x0;
+        a30 += w3 * x0;
+        v8f x1;
+        load8(&x1, x + kk + j);
+        a01 += w0 * x1;
+        a11 += w1 * x1;
+        a21 += w2 * x1;
+        a31 += w3 * x1;
+        v8f x2;
+        load8(&x2, x + 2 * kk + j);
+        a02 += w0 * x2;
+        a12 += w1 * x2;
+        a22 += w2 * x2;
+        a32 += w3 * x2;
+        v8f x3;
+        load8(&x3, x + 3 * kk + j);
+        a03 += w0 * x3;
+        a13 += w1 * x3;
+        a23 += w2 * x3;
+        a33 += w3 * x3;
+    }
+    out[0] = hsum8(&a00);
+    out[1] = hsum8(&a10);
+    out[2] = hsum8(&a20);
+    out[3] = hsum8(&a30);
+    out[ldo + 0] = hsum8(&a01);
+    out[ldo + 1] = hsum8(&a11);
+    out[ldo + 2] = hsum8(&a21);
+    out[ldo + 3] = hsum8(&a31);
+    out[2 * ldo + 0] = hsum8(&a02);
+    out[2 * ldo + 1] = hsum8(&a12);
+    out[2 * ldo + 2] = hsum8(&a22);
+    out[2 * ldo + 3] = hsum8(&a32);
+    out[3 * ldo + 0] = hsum8(&a03);
+    out[3 * ldo + 1] = hsum8(&a13);
+    out[3 * ldo + 2] = hsum8(&a23);
+    out[3 * ldo + 3] = hsum8(&a33);
+}
+
+CPU_HOT static void kern_bf16_4x1(const uint16_t *w, const float *x, int k, float *out)
+{
+    size_t kk = (size_t)k;
+    v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    v8f b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    v8f t;
+    for (size_t j = 0; j < kk; j += 16) {
+        v8f x0;
+        load8(&x0, x + j);
+        v8f x1;
+        load8(&x1, x + j + 8);
+        load8_bf16(&t, w + j);
+        a0 += t * x0;
+        load8_bf16(&t, w + j + 8);
+        b0 += t * x1;
+        load8_bf16(&t, w + kk + j);
+        a1 += t * x0;
+        load8_bf16(&t, w + kk + j + 8);
+        b1 += t * x1;
+        load8_bf16(&t, w + 2 * kk + j);
+        a2 += t * x0;
+        load8_bf16(&t, w + 2 * kk + j + 8);
+        b2 += t * x1;
+        load8_bf16(&t, w + 3 * kk + j);
+        a3 += t * x0;
+        load8_bf16(&t, w + 3 * kk + j + 8);
+        b3 += t * x1;
+    }
+    a0 += b0;
+    a1 += b1;
+    a2 += b2;
+    a3 += b3;
+    out[0] = hsum8(&a0);
+    out[1] = hsum8(&a1);
+    out[2] = hsum8(&a2);
+    out[3] = hsum8(&a3);
 }
 
 static void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
@@ -126,6 +255,53 @@ static void gemv_task(void *ctx, int task, int thread)
     }
 }
 
+/* BF16 weights, few input rows (decode): blocked kernels straight from the stored weights. */
+static void bf16_small_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const struct mm_ctx *c = ctx;
+    const struct eng_weight *w = c->w;
+    int k = w->cols;
+    size_t kk = (size_t)k;
+    size_t n = (size_t)w->rows;
+    const uint16_t *wd = w->data;
+    int r0 = task * c->rows_per_task;
+    int r1 = r0 + c->rows_per_task < w->rows ? r0 + c->rows_per_task : w->rows;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t *wr = wd + (size_t)r * kk;
+        int i = 0;
+        if (k % 8 == 0) {
+            for (; i + 4 <= c->m; i += 4) {
+                kern_bf16_4x4(wr, c->x + (size_t)i * kk, k, c->out + (size_t)i * n + (size_t)r, n);
+            }
+        }
+        for (; i < c->m; i++) {
+            float *o = c->out + (size_t)i * n + (size_t)r;
+            if (k % 16 == 0) {
+                kern_bf16_4x1(wr, c->x + (size_t)i * kk, k, o);
+            } else {
+                for (int a = 0; a < 4; a++) {
+                    o[a] = dot_bf16(wr + (size_t)a * kk, c->x + (size_t)i * kk, k);
+                }
+            }
+        }
+    }
+    for (; r < r1; r++) {
+        for (int i = 0; i < c->m; i++) {
+            c->out[(size_t)i * n + (size_t)r] =
+                dot_bf16(wd + (size_t)r * kk, c->x + (size_t)i * kk, k);
+        }
+    }
+    if (c->bias) {
+        for (int i = 0; i < c->m; i++) {
+            for (r = r0; r < r1; r++) {
+                c->out[(size_t)i * n + (size_t)r] += eng_weight_get(c->bias, (size_t)r);
+            }
+        }
+    }
+}
+
 static void gemm_task(void *ctx, int task, int thread)
 {
     const struct mm_ctx *c = ctx;
@@ -152,6 +328,12 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
 {
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
     struct mm_ctx c = {cb, x, m, w, bias, out, 0};
+    if (w->dtype == ENG_DTYPE_BF16 && m <= SMALL_M) {
+        c.rows_per_task = m == 1 ? GEMV_ROWS_PER_TASK : 16;
+        cpu_pool_run(&cb->pool, bf16_small_task, &c,
+                     (w->rows + c.rows_per_task - 1) / c.rows_per_task);
+        return;
+    }
     if (m == 1) {
         if (w->dtype == ENG_DTYPE_F16) {
             cpu_scratch_reserve(cb, (size_t)w->cols); /* no-op once reserved */
