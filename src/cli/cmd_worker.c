@@ -1,16 +1,102 @@
 /*
- * cmd_worker.c - `helix worker`. Not built yet: it says so and fails (issue #6).
+ * cmd_worker.c - `helix worker`: join a coordinator under a name, load the layer range it
+ * assigns, and serve until it says SHUTDOWN or we get SIGINT/SIGTERM (runtime/worker.c).
  */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "base/status.h"
 #include "cli/cli.h"
+#include "runtime/runtime.h"
+
+static volatile int g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: helix worker --coordinator tcp://HOST:PORT --name NODE [options]\n"
+           "\n"
+           "Join a helix coordinator as node NODE (the name the plan gives it), load the\n"
+           "layers it assigns, and serve them until the coordinator shuts down.\n"
+           "\n"
+           "options:\n"
+           "  --coordinator EP   the coordinator's worker endpoint (required)\n"
+           "  --name NODE        node name, [A-Za-z0-9._-]{1,63} (required)\n"
+           "  --token T          shared secret (default: $HELIX_TOKEN; required)\n"
+           "  --threads N        CPU threads for the engine (default: all)\n"
+           "  --kv-bytes B       KV cache budget in bytes (default: the engine's)\n"
+           "  --listen EP        data endpoint to bind (default tcp://127.0.0.1:*); other\n"
+           "                     workers connect here, so use a reachable address across hosts\n"
+           "  --model DIR        model directory on this host (default: the coordinator's path)\n");
+}
 
 int cmd_worker(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: helix worker ...\n\n'helix worker' is not implemented yet (issue #6).\n");
-        return CLI_EXIT_OK;
+    struct worker_opts o;
+    memset(&o, 0, sizeof(o));
+    o.token = getenv("HELIX_TOKEN");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (!v) {
+            return cli_usage_error("worker", "unknown or incomplete option '%s'", a);
+        }
+        long n = 0;
+        if (strcmp(a, "--coordinator") == 0) {
+            o.coordinator = v;
+        } else if (strcmp(a, "--name") == 0) {
+            o.name = v;
+        } else if (strcmp(a, "--token") == 0) {
+            o.token = v;
+        } else if (strcmp(a, "--listen") == 0) {
+            o.data_endpoint = v;
+        } else if (strcmp(a, "--model") == 0) {
+            o.model_dir = v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (cli_parse_long(v, &n) != 0 || n < 1 || n > 1024) {
+                return cli_usage_error("worker", "--threads wants 1..1024, not '%s'", v);
+            }
+            o.threads = (int)n;
+        } else if (strcmp(a, "--kv-bytes") == 0) {
+            double b = 0;
+            if (cli_parse_double(v, &b) != 0 || b < 1 || b > 1e15) {
+                return cli_usage_error("worker", "--kv-bytes wants a byte count, not '%s'", v);
+            }
+            o.kv_bytes = (uint64_t)b;
+        } else {
+            return cli_usage_error("worker", "unknown option '%s'", a);
+        }
+        i++;
     }
-    return cli_error("'helix worker' is not implemented yet (issue #6)");
+    if (!o.coordinator || !o.name) {
+        return cli_usage_error("worker", "--coordinator and --name are required");
+    }
+    if (!o.token || !o.token[0]) {
+        return cli_usage_error("worker", "a shared secret is required (--token or HELIX_TOKEN)");
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    o.stop = &g_stop;
+    struct hx_diag d;
+    int rc = worker_run(&o, &d);
+    if (rc != 0) {
+        return cli_error("worker %s: %s", o.name, d.msg);
+    }
+    return CLI_EXIT_OK;
 }

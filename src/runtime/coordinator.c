@@ -1650,6 +1650,9 @@ int coord_submit(struct coord *c, const struct coord_request *q, struct coord_st
             c->cap_inbox = c->cap_inbox ? 2 * c->cap_inbox : 64;
             c->inbox = xrealloc(c->inbox, (size_t)c->cap_inbox * sizeof(*c->inbox));
         }
+        if (r->sink && r->sink->prompt_tokens) {
+            r->sink->prompt_tokens(r->sink_user, r->n_prompt); /* before the loop sees r */
+        }
         c->inbox[c->n_inbox++] = r;
         *out = r->sink ? NULL : r->stream;
     }

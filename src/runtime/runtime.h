@@ -123,6 +123,9 @@ struct coord_sink {
     int (*cancelled)(void *user);
     /* Optional: the coordinator holds `user` no more (called exactly once, last). */
     void (*release)(void *user);
+    /* Optional: the prompt's token count, called once by coord_submit (caller's thread)
+     * before any other callback. */
+    void (*prompt_tokens)(void *user, int n);
 };
 
 struct coord_request {
