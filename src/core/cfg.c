@@ -135,6 +135,10 @@ static int parse_number_at(const char **pp, const char *where, double *out, char
                                wh(where), ubuf);
         }
         v *= mult;
+        if (!isfinite(v)) {
+            return hx_diag_set(diag, HX_EPARSE, "%s: number '%s * %s' overflows", wh(where), buf,
+                               ubuf);
+        }
         if (unit_out && unit_n) {
             snprintf(unit_out, unit_n, "%s", ubuf);
         }

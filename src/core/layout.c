@@ -9,6 +9,7 @@
 #include "core/layout.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,9 +142,8 @@ static int layout_from_ini(const struct cfg_ini *ini, int n_nodes, struct layout
         nd->line = e->line;
         for (size_t j = 0; j < v.n_items && rc == HX_OK; j++) {
             const struct cfg_value *it = &v.items[j];
-            if (it->kind != CFG_VALUE_NUMBER || it->unit[0] ||
-                it->number != (double)(long)it->number || it->number < 0 ||
-                it->number > LAYOUT_MAX_LAYER) {
+            if (it->kind != CFG_VALUE_NUMBER || it->unit[0] || it->number < 0 ||
+                it->number > LAYOUT_MAX_LAYER || it->number != floor(it->number)) {
                 rc = hx_diag_set(diag, HX_EPARSE, "%s: item %zu is not a layer id (integer >= 0)",
                                  where, j);
                 break;
@@ -480,7 +480,7 @@ static int sim_from_ini(const struct cfg_ini *ini, struct sim_cluster **out, str
         if (rc != HX_OK) {
             goto fail;
         }
-        if (kv != (double)(long)kv || kv < -1 || kv > 1e15) {
+        if (!(kv >= -1 && kv <= 1e15) || kv != floor(kv)) {
             rc = hx_diag_set(diag, HX_EPARSE,
                              "%s:%d: [%s] kv_cache_capacity: expected an integer >= -1", ini->path,
                              cfg_section_entry(sec, "kv_cache_capacity")->line, nm);
@@ -630,7 +630,8 @@ void sim_cluster_write(const struct sim_cluster *sc, struct strbuf *sb)
         add_unit(sb, "disk_speed", nd->disk_speed, 1e6, "mbps");
         strbuf_addf(sb, "machine_type=\"%s\"\n", nd->machine_type);
         strbuf_addf(sb, "kv_cache_capacity=%ld\n", nd->kv_cache_capacity);
-        if (nd->activation_backup_capacity == (double)(long)nd->activation_backup_capacity) {
+        if (fabs(nd->activation_backup_capacity) < 1e15 &&
+            nd->activation_backup_capacity == floor(nd->activation_backup_capacity)) {
             strbuf_addf(sb, "activation_backup_capacity=%ld\n\n",
                         (long)nd->activation_backup_capacity);
         } else {

@@ -253,8 +253,9 @@ static int get_int_array(const struct cfg_ini *ini, const struct cfg_section *se
     }
     for (int i = 0; i < n; i++) {
         if (a[i] <= 0) {
+            int bad = a[i];
             xfree(a);
-            return hx_diag_set(diag, HX_ERANGE, "%s: value %d (k=%d) must be positive", where, a[i],
+            return hx_diag_set(diag, HX_ERANGE, "%s: value %d (k=%d) must be positive", where, bad,
                                i + 1);
         }
     }
