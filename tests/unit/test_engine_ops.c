@@ -77,7 +77,9 @@ TEST(engine_op_matmul_dtypes_and_shapes)
             check_matmul(be, dts[d], 1, 70, 37, 0);   /* gemv, tails */
             check_matmul(be, dts[d], 1, 300, 64, 1);  /* several tasks, bias */
             check_matmul(be, dts[d], 5, 70, 37, 1);   /* tiled sgemm */
-            check_matmul(be, dts[d], 33, 300, 48, 0); /* many tiles */
+            check_matmul(be, dts[d], 33, 300, 48, 0); /* bf16: 4x4 and 4x1 blocks */
+            check_matmul(be, dts[d], 6, 70, 40, 1);   /* k % 16 != 0, row tail */
+            check_matmul(be, dts[d], 80, 130, 64, 1); /* tiled sgemm for every dtype */
         }
         eng_backend_free(be);
     }
