@@ -140,7 +140,9 @@ static int parse_number_at(const char **pp, const char *where, double *out, char
                                ubuf);
         }
         if (unit_out && unit_n) {
-            snprintf(unit_out, unit_n, "%s", ubuf);
+            size_t un = strlen(ubuf) < unit_n - 1 ? strlen(ubuf) : unit_n - 1; /* units are short */
+            memcpy(unit_out, ubuf, un);
+            unit_out[un] = '\0';
         }
         p = q;
     }
