@@ -22,6 +22,22 @@
 #include "base/status.h"
 #include "base/strbuf.h"
 
+static int utf8_seq(const unsigned char *s, size_t n);
+
+/* Offset of the first byte that does not start a complete valid sequence, or n. */
+static size_t utf8_first_invalid(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        int len = utf8_seq((const unsigned char *)s + i, n - i);
+        if (len <= 0) {
+            return i;
+        }
+        i += (size_t)len;
+    }
+    return n;
+}
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 void api_error_set(struct api_error *e, int status, const char *type, const char *param,
@@ -89,9 +105,14 @@ static void print_json(cJSON *root, struct strbuf *out)
 
 void api_error_json(const struct api_error *e, struct strbuf *out)
 {
+    /* Messages quote request text, possibly cut mid-character by a precision: repair. */
+    struct strbuf msg;
+    strbuf_init(&msg);
+    api_utf8_append_repaired(&msg, e->message, strlen(e->message));
     cJSON *root = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(err, "message", e->message);
+    cJSON_AddStringToObject(err, "message", msg.buf);
+    strbuf_release(&msg);
     cJSON_AddStringToObject(err, "type", e->type[0] ? e->type : "server_error");
     add_str_or_null(err, "param", e->param);
     add_str_or_null(err, "code", e->code);
@@ -357,6 +378,10 @@ int api_request_parse(enum api_kind kind, const char *body, size_t len, struct a
     }
     if (memchr(body, '\0', len)) {
         BAD(HX_EPARSE, NULL, NULL, "the request body contains a NUL byte");
+    }
+    size_t bad_at = utf8_first_invalid(body, len);
+    if (bad_at != len) {
+        BAD(HX_EPARSE, NULL, NULL, "the request body is not valid UTF-8 (byte %zu)", bad_at);
     }
     /* cJSON wants the terminator inside the length to reject trailing garbage. */
     char *copy = xmalloc(len + 1);

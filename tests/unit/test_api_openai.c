@@ -182,6 +182,30 @@ TEST(api_parse_rejects_bad_requests)
     const char nul[] = "{\"model\":\"m\",\"prompt\":\"a\0b\"}";
     ASSERT_ERR(api_request_parse(API_KIND_COMPLETION, nul, sizeof(nul) - 1, &r, &e), HX_EPARSE);
     ASSERT_CONTAINS(e.message, "NUL");
+    /* Invalid UTF-8 anywhere in the body (JSON must be UTF-8): rejected, position named. */
+    ASSERT_ERR(parse(API_KIND_COMPLETION, "{\"model\":\"m\xff\",\"prompt\":\"p\"}", &r, &e),
+               HX_EPARSE);
+    ASSERT_CONTAINS(e.message, "not valid UTF-8 (byte 11)");
+    ASSERT_ERR(parse(API_KIND_COMPLETION, "{\"model\":\"m\",\"prompt\":\"\xed\xa0\x80\"}", &r, &e),
+               HX_EPARSE);
+    /* An error message that quotes request text cut mid-character is repaired in JSON. */
+    ASSERT_ERR(
+        parse(API_KIND_CHAT,
+              "{\"model\":\"m\",\"messages\":[{\"role\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+              "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+              "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\",\"content\":\"x\"}]}",
+              &r, &e),
+        HX_EINVAL);
+    struct strbuf js;
+    strbuf_init(&js);
+    api_error_json(&e, &js);
+    struct strbuf fixed;
+    strbuf_init(&fixed);
+    api_utf8_append_repaired(&fixed, js.buf, js.len);
+    ASSERT_STR_EQ(fixed.buf, js.buf); /* the JSON is valid UTF-8 */
+    ASSERT(cJSON_Parse(js.buf) != NULL);
+    strbuf_release(&js);
+    strbuf_release(&fixed);
     /* A body that is not NUL-terminated is read only up to len. */
     const char *unterminated = "{\"model\":\"m\",\"prompt\":\"p\"}GARBAGE";
     ASSERT_OK(api_request_parse(API_KIND_COMPLETION, unterminated, 26, &r, &e));
@@ -227,7 +251,7 @@ TEST(api_utf8_tail_and_repair)
     api_utf8_append_repaired(&sb, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
     ASSERT_STR_EQ(sb.buf, "caf\xc3\xa9 \xf0\x9f\x98\x80"); /* valid text unchanged */
     strbuf_reset(&sb);
-    api_utf8_append_repaired(&sb, "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xff", 15);
+    api_utf8_append_repaired(&sb, "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xff", 13);
     /* overlong (2), surrogate (3), > U+10FFFF (4), 0xff (1): one U+FFFD per byte */
     ASSERT_STR_EQ(sb.buf, "\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
                           "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd");
