@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -596,7 +597,8 @@ static int join(struct worker *w, struct hx_diag *diag)
     snprintf(reg.token, sizeof(reg.token), "%s", w->o->token);
     snprintf(reg.backend, sizeof(reg.backend), "cpu");
     snprintf(reg.endpoint, sizeof(reg.endpoint), "%s", xport_endpoint(w->data));
-    reg.threads = (uint32_t)(w->o->threads > 0 ? w->o->threads : 0);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    reg.threads = (uint32_t)(w->o->threads > 0 ? w->o->threads : online > 0 ? online : 1);
     reg.kv_bytes = w->o->kv_bytes;
     struct proto_register_ack ack;
     for (;;) {
@@ -610,7 +612,9 @@ static int join(struct worker *w, struct hx_diag *diag)
         if (rc != HX_ETIMEDOUT) {
             return rc;
         }
-        log_info("worker %s: no answer from %s yet, retrying", w->o->name, w->o->coordinator);
+        log_info("worker %s: no answer from %s yet, retrying (is it up? a live worker with the "
+                 "same name also goes unanswered)",
+                 w->o->name, w->o->coordinator);
     }
     w->node = ack.node;
     w->heartbeat_ms = ack.heartbeat_ms > 0 ? (int)ack.heartbeat_ms : 200;
