@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -15,7 +16,9 @@
 #include "base/strbuf.h"
 #include "engine/engine.h"
 #include "engine/tokenizer.h"
+#include "runtime/proto.h"
 #include "runtime/runtime.h"
+#include "runtime/xport.h"
 #include "test.h"
 
 #define MODEL "models/kjv-llama-6m"
@@ -43,9 +46,11 @@ static void *wmain(void *arg)
     return NULL;
 }
 
-static void wstart(struct wthread *w, const char *coord, const char *name, const char *token)
+static void wstart_ep(struct wthread *w, const char *coord, const char *name, const char *token,
+                      const char *data_ep)
 {
     memset(w, 0, sizeof(*w));
+    w->o.data_endpoint = data_ep;
     snprintf(w->name, sizeof(w->name), "%s", name);
     w->o.coordinator = coord;
     w->o.name = w->name;
@@ -54,6 +59,11 @@ static void wstart(struct wthread *w, const char *coord, const char *name, const
     w->o.kv_bytes = 4u << 20;
     w->o.stop = &w->stop;
     ASSERT(pthread_create(&w->t, NULL, wmain, w) == 0);
+}
+
+static void wstart(struct wthread *w, const char *coord, const char *name, const char *token)
+{
+    wstart_ep(w, coord, name, token, NULL);
 }
 
 static void wjoin(struct wthread *w)
@@ -307,4 +317,84 @@ TEST(runtime_coord_stop_scan)
     /* no stops: everything */
     ASSERT_EQ(coord_stop_scan("hello", 5, 2, stops, 0, &stopped), (size_t)3);
     ASSERT_EQ(stopped, 0);
+}
+
+/* Send each of a few malformed messages from a DEALER named `ident` to endpoint. */
+static void send_garbage(const char *endpoint, const char *ident)
+{
+    struct xport_ctx *ctx = NULL;
+    struct xport *x = NULL;
+    struct hx_diag d;
+    ASSERT(xport_ctx_new(&ctx, &d) == 0);
+    ASSERT(xport_dealer_connect(ctx, endpoint, ident, 0, &x, &d) == 0);
+    unsigned char junk[PROTO_HEADER_BYTES];
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        junk[i] = (unsigned char)(i * 37 + 11);
+    }
+    const void *f1[1] = {junk};
+    size_t l1[1] = {7};
+    xport_send_raw(x, f1, l1, 1, &d); /* one short frame */
+    const void *f2[2] = {junk, junk};
+    size_t l2[2] = {sizeof(junk), 5};
+    xport_send_raw(x, f2, l2, 2, &d); /* a header of noise */
+    /* a well-formed DECODE for a request nobody knows, and one whose payload lies */
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_DECODE);
+    h.request_id = 987654;
+    h.n_tokens = 1;
+    h.position = 3;
+    h.dtype = PROTO_DTYPE_I32;
+    h.payload_bytes = 4;
+    h.n_hops = 1;
+    h.hops[0].node = 0;
+    h.hops[0].layer_start = 0;
+    h.hops[0].layer_end = 3;
+    int32_t tok = 5;
+    uint8_t hb[PROTO_HEADER_BYTES];
+    ASSERT(proto_header_encode(&h, hb, &d) == 0);
+    const void *f3[2] = {hb, &tok};
+    size_t l3[2] = {sizeof(hb), sizeof(tok)};
+    xport_send_raw(x, f3, l3, 2, &d);
+    size_t l4[2] = {sizeof(hb), 3};
+    xport_send_raw(x, f3, l4, 2, &d);
+    const void *f5[3] = {hb, &tok, &tok};
+    size_t l5[3] = {sizeof(hb), sizeof(tok), sizeof(tok)};
+    xport_send_raw(x, f5, l5, 3, &d); /* three frames */
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    xport_free(x);
+    xport_ctx_free(ctx);
+}
+
+TEST(runtime_coord_malformed_frames_drop_only_themselves)
+{
+    quiet(LOG_LEVEL_OFF);
+    struct coord_node_spec nodes[2] = {{"a", 0, 3, 1.0}, {"b", 3, 6, 1.0}};
+    struct coord *c = start_coord(nodes, 2, "tok");
+    char ep[128];
+    snprintf(ep, sizeof(ep), "ipc:///tmp/hx-test-coord-%d-a", (int)getpid());
+    struct wthread w[2];
+    wstart_ep(&w[0], coord_endpoint(c), "a", "tok", ep);
+    wstart(&w[1], coord_endpoint(c), "b", "tok");
+    struct hx_diag d;
+    ASSERT_MSG(coord_wait_ready(c, 20000, &d) == 0, "%s", d.msg);
+    /* noise to the coordinator (as a stranger and as a registered name's lookalike) */
+    send_garbage(coord_endpoint(c), "mallory");
+    /* and to worker a's data port, where its predecessors' activations arrive */
+    send_garbage(ep, "mallory");
+    const char *prompt = "In the beginning";
+    struct coord_request q = greedy(prompt, 20);
+    struct coord_stream *s = NULL;
+    ASSERT(coord_submit(c, &q, &s, &d) == 0);
+    int type = 0;
+    char *got = drain(s, &type, NULL, 0);
+    char *want = reference(prompt, 20);
+    ASSERT_EQ(type, COORD_EVENT_DONE);
+    ASSERT_MSG(strcmp(got, want) == 0, "got '%s' want '%s'", got, want);
+    xfree(got);
+    coord_stream_free(s);
+    coord_free(c);
+    wjoin(&w[0]);
+    wjoin(&w[1]);
+    xfree(want);
 }
