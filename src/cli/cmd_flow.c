@@ -31,9 +31,11 @@ static void usage(FILE *f)
             "\n"
             "  --model NAME               model profile: a name (llama2_70b, llama1_30b ->\n"
             "                             data/models/NAME.ini) or a path   (required)\n"
-            "  --cluster FILE             complete cluster file, e.g.\n"
-            "                             data/clusters/single24.ini        (required)\n"
-            "  --layout FILE              layout solution file (compute_node_N=[...]) (required)\n"
+            "  --cluster FILE             complete cluster file, or a bundled name\n"
+            "                             (single24 -> data/clusters/single24.ini) (required)\n"
+            "  --layout FILE              layout solution file (compute_node_N=[...]), or a\n"
+            "                             bundled name (single24_70b/ilp ->\n"
+            "                             data/layouts/single24_70b/ilp_sol.ini)   (required)\n"
             "  --partial                  partial connectivity: i->j valid iff s_j <= e_i < e_j\n"
             "                             (default: strict, e_i == s_j, as every Helix ILP run)\n"
             "  --simulator-cluster FILE   evaluate the simulator's graph on this\n"
@@ -53,6 +55,27 @@ static int fail_with(const struct hx_diag *d, int rc)
 {
     fprintf(stderr, "hx: error: %s\n", d->msg[0] ? d->msg : hx_strerror(rc));
     return (rc == HX_ENOMEM) ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+}
+
+/*
+ * A path as given (or relative to the bundled data), else a bundled name: "single24" ->
+ * data/clusters/single24.ini, "single24_70b/ilp" -> data/layouts/single24_70b/ilp_sol.ini.
+ * Unresolvable arguments are passed on as given, so the reader reports them.
+ */
+static void resolve_named(const char *arg, const char *prefix, const char *suffix, char *out,
+                          size_t n)
+{
+    if (cli_resolve_data(arg, out, n) == 0) {
+        return;
+    }
+    if (!strstr(arg, ".ini")) {
+        char rel[PATH_MAX];
+        snprintf(rel, sizeof(rel), "%s%s%s", prefix, arg, suffix);
+        if (cli_resolve_data(rel, out, n) == 0) {
+            return;
+        }
+    }
+    snprintf(out, n, "%s", arg);
 }
 
 static const char *ep_name(int v, char *buf, size_t n)
@@ -273,12 +296,8 @@ int cmd_flow(int argc, char **argv)
                                model_path);
     }
     /* paths that do not resolve are passed on as given: the reader reports them */
-    if (cli_resolve_data(cluster_arg, cluster_path, sizeof(cluster_path)) != 0) {
-        snprintf(cluster_path, sizeof(cluster_path), "%s", cluster_arg);
-    }
-    if (cli_resolve_data(layout_arg, layout_path, sizeof(layout_path)) != 0) {
-        snprintf(layout_path, sizeof(layout_path), "%s", layout_arg);
-    }
+    resolve_named(cluster_arg, "data/clusters/", ".ini", cluster_path, sizeof(cluster_path));
+    resolve_named(layout_arg, "data/layouts/", "_sol.ini", layout_path, sizeof(layout_path));
     if (cli_resolve_data(profiles_arg, profiles_path, sizeof(profiles_path)) != 0) {
         snprintf(profiles_path, sizeof(profiles_path), "%s", profiles_arg);
     }

@@ -22,6 +22,10 @@ for k in throughput upper_bound nodes bottleneck; do
 done
 echo "$json" | grep -q '"throughput":[[:space:]]*952.107' || fail "petals partial throughput"
 
+# bundled names resolve to data/clusters/NAME.ini and data/layouts/NAME_sol.ini
+"$HELIX" flow --model llama2_70b --cluster cluster42 --layout cluster42_70b/swarm |
+    grep -q '^throughput   4892.2424' || fail "bundled names / cluster42 swarm"
+
 # the simulator graph on Helix's stored simulator cluster gives the same value
 "$HELIX" flow --model llama2_70b --cluster data/clusters/single24.ini \
     --layout data/layouts/single24_70b/ilp_sol.ini \
