@@ -72,12 +72,12 @@ serve_start() {
     COORD=tcp://127.0.0.1:$WPORT
     HX_LOG=${HX_LOG:-info} "$HELIX" serve --cluster "$WORK/cluster.ini" --plan "$WORK/plan" \
         --model "$MODEL" --listen 127.0.0.1:$HTTP_PORT --workers "$COORD" --names "$names" \
-        --sched "$sched" --dead-ms 1000 >> "$WORK/serve.log" 2>&1 &
+        --sched "$sched" --dead-ms 1000 ${SERVE_EXTRA:-} >> "$WORK/serve.log" 2>&1 &
     echo $! >> "$WORK/pids"
     SERVE_PID=$!
     for spec in "$@"; do worker_start "${spec%%:*}"; done
     i=0
-    while ! curl -sf "$URL/health" >/dev/null 2>&1; do
+    while ! curl -sf ${HEALTH_AUTH:+-H "Authorization: Bearer $HEALTH_AUTH"} "$URL/health" >/dev/null 2>&1; do
         i=$((i + 1))
         [ $i -gt 600 ] && fail "the cluster did not become healthy in 60 s"
         kill -0 $SERVE_PID 2>/dev/null || fail "helix serve exited"
