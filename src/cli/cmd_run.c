@@ -161,7 +161,8 @@ static void print_ready(const char *url, void *user)
     printf("\nhelix is serving %s on a local heterogeneous cluster.\n", ri->model);
     printf("  OpenAI API:  %s/v1   (metrics: %s/metrics)\n", url, url);
     printf("  try:\n    curl -s %s/v1/completions -H 'Content-Type: application/json' "
-           "-d '{\"model\": \"%s\", \"prompt\": \"In the beginning\", \"max_tokens\": 32}'\n",
+           "-d '{\"model\": \"%s\", \"prompt\": \"In the beginning\", \"max_tokens\": 32, "
+           "\"temperature\": 0}'\n",
            url, ri->model);
     printf("  Ctrl-C stops the coordinator and its workers.\n");
     fflush(stdout);
