@@ -66,17 +66,15 @@ static void *bw_thread(void *arg)
     return NULL;
 }
 
-/* Best-of-5 read bandwidth in bytes/s over a 1 GiB buffer with n_threads threads. */
-static double measure_bandwidth(int n_threads)
+#define BW_FLOATS (((size_t)512 << 20) / sizeof(float)) /* 512 MiB, far beyond the caches */
+
+/* Best-of-reps read bandwidth in bytes/s over buf (BW_FLOATS) with n_threads threads. */
+static double measure_bandwidth(const float *buf, int n_threads, int reps)
 {
-    size_t n = ((size_t)1 << 30) / sizeof(float);
-    float *buf = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        buf[i] = (float)(i & 7);
-    }
+    size_t n = BW_FLOATS;
     double best = 0;
     float sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
+    for (int rep = 0; rep < reps; rep++) {
         pthread_t th[64];
         struct bw_arg args[64];
         size_t per = n / (size_t)n_threads;
@@ -93,7 +91,6 @@ static double measure_bandwidth(int n_threads)
         double bw = (double)(per * (size_t)n_threads * sizeof(float)) / dt;
         best = bw > best ? bw : best;
     }
-    xfree(buf);
     if (sink == 12345.0f) {
         printf("# (sink)\n");
     }
@@ -314,7 +311,11 @@ int main(int argc, char **argv)
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     }
     printf("threads %d\n", threads);
-    double bw = measure_bandwidth(threads);
+    float *bw_buf = xmalloc(BW_FLOATS * sizeof(float));
+    for (size_t i = 0; i < BW_FLOATS; i++) {
+        bw_buf[i] = (float)(i & 7);
+    }
+    double bw = measure_bandwidth(bw_buf, threads, 5);
     printf("mem_read_bandwidth_GBps %.2f\n", bw / 1e9);
 
     /* ---- bundled model ---- */
@@ -375,7 +376,7 @@ int main(int argc, char **argv)
         die("load 7B range", &d);
     }
     size_t layer_bytes = eng_model_layer_bytes(m);
-    struct eng_engine_opts o = {.max_seqs = 32, .max_tokens = 128, .max_ctx = 128};
+    struct eng_engine_opts o = {.max_seqs = 33, .max_tokens = 128, .max_ctx = 128};
     o.kv_bytes = (size_t)512 << 20;
     if (eng_engine_new(m, &o, &e, &d) != HX_OK) {
         die("engine", &d);
@@ -399,21 +400,50 @@ int main(int argc, char **argv)
     printf("llama7b_layer_MB %.1f\n", (double)layer_bytes / 1e6);
     printf("llama7b_prefill_tok_s %.1f (per layer %.1f)\n", 128 / best, 128 / best * n_layers);
 
-    prefill(e, 0, 1, 16, NULL, act, 128);
-    decode(e, 0, 1, 16, 2, act, NULL); /* warm */
-    double b1 = decode(e, 0, 1, 18, 16, act, NULL);
-    remove_all(e, 1);
-    double per_layer = b1 / n_layers;
+    /*
+     * Decode, in rounds that each re-measure the bandwidth right before timing batch 1 and
+     * batch 32, so every ratio compares figures taken under the same conditions (this machine
+     * may be shared); the summary uses the best of each.
+     */
+    prefill(e, 0, 33, 16, NULL, act, 128); /* sequence 32 decodes alone, 0..31 together */
+    int pos1 = 16;
+    int pos32 = 16;
+    double best_b1 = 1e9;
+    double best_b32 = 1e9;
+    for (int round = 0; round < 3; round++) {
+        double bw_r = measure_bandwidth(bw_buf, threads, 2);
+        bw = bw_r > bw ? bw_r : bw;
+        struct hx_diag dd = {0};
+        struct eng_seq_step one = {32, pos1++, 1, NULL, act};
+        if (eng_engine_step(e, &one, 1, NULL, &dd) != HX_OK) { /* warm */
+            die("decode", &dd);
+        }
+        double t1 = 1e9;
+        for (int i = 0; i < 6; i++) {
+            one.pos = pos1++;
+            double ts = hx_clock_now();
+            if (eng_engine_step(e, &one, 1, NULL, &dd) != HX_OK) {
+                die("decode", &dd);
+            }
+            double dt = hx_clock_now() - ts;
+            t1 = dt < t1 ? dt : t1;
+        }
+        double t32 = decode(e, 0, 32, pos32, 2, act, NULL);
+        pos32 += 2;
+        best_b1 = t1 < best_b1 ? t1 : best_b1;
+        best_b32 = t32 < best_b32 ? t32 : best_b32;
+        double floor_r = (double)layer_bytes / bw_r;
+        printf("# round %d: bandwidth %.1f GB/s, b1 %.2f ms/layer (%.2fx floor), b32 %.2fx b1\n",
+               round, bw_r / 1e9, t1 / n_layers * 1e3, t1 / n_layers / floor_r, t1 * 32 / t32);
+    }
+    double per_layer = best_b1 / n_layers;
     double floor_s = (double)layer_bytes / bw;
     printf("llama7b_decode_b1_ms_per_layer %.2f floor_ms %.2f ratio %.2f goal<=1.5\n",
            per_layer * 1e3, floor_s * 1e3, per_layer / floor_s);
-    printf("llama7b_decode_b1_tok_s %.2f (per layer %.1f)\n", 1 / b1, n_layers / b1);
-
-    prefill(e, 0, 32, 16, NULL, act, 128);
-    decode(e, 0, 32, 16, 1, act, NULL); /* warm */
-    double b32 = decode(e, 0, 32, 17, 8, act, NULL);
-    remove_all(e, 32);
-    printf("llama7b_decode_b32_tok_s %.2f ratio_to_b1 %.2f goal>=8\n", 32 / b32, b1 * 32 / b32);
+    printf("llama7b_decode_b1_tok_s %.2f (per layer %.1f)\n", 1 / best_b1, n_layers / best_b1);
+    printf("llama7b_decode_b32_tok_s %.2f ratio_to_b1 %.2f goal>=8\n", 32 / best_b32,
+           best_b1 * 32 / best_b32);
+    remove_all(e, 33);
     int used;
     int total;
     eng_kv_usage(e, &used, &total);
@@ -425,6 +455,7 @@ int main(int argc, char **argv)
     printf("peak_alloc_MB %.1f (KV cache %.1f MB, activations, scratch)\n",
            (double)hx_alloc_peak_bytes() / 1e6, (double)o.kv_bytes / 1e6);
     xfree(act);
+    xfree(bw_buf);
     eng_engine_free(e);
     eng_model_free(m);
     eng_backend_free(be);

@@ -42,6 +42,12 @@ struct cpu_pool {
 int cpu_pool_init(struct cpu_pool *p, int n_threads);
 void cpu_pool_release(struct cpu_pool *p);
 void cpu_pool_run(struct cpu_pool *p, cpu_task_fn *fn, void *ctx, int n_tasks);
+/*
+ * Same, for an op of about work multiply-adds: below CPU_POOL_MIN_WORK the caller runs every
+ * task itself (waking the pool costs more than it saves; small models decode faster so).
+ */
+#define CPU_POOL_MIN_WORK ((size_t)1 << 18)
+void cpu_pool_run_sized(struct cpu_pool *p, cpu_task_fn *fn, void *ctx, int n_tasks, size_t work);
 
 struct eng_cpu_backend {
     struct eng_backend base;

@@ -88,5 +88,10 @@ void cpu_op_attention(struct eng_backend *be, const struct eng_attn_batch *b, co
 {
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
     struct attn_ctx c = {b, q, out};
-    cpu_pool_run(&cb->pool, attn_task, &c, b->n_tokens * b->n_heads);
+    size_t work = 0; /* multiply-adds: (positions attended) x heads x 2 head_dim */
+    for (int t = 0; t < b->n_tokens; t++) {
+        work += (size_t)(b->tok_pos[t] + 1);
+    }
+    work *= (size_t)b->n_heads * 2 * (size_t)b->head_dim;
+    cpu_pool_run_sized(&cb->pool, attn_task, &c, b->n_tokens * b->n_heads, work);
 }

@@ -328,10 +328,11 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
 {
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
     struct mm_ctx c = {cb, x, m, w, bias, out, 0};
+    size_t work = (size_t)m * (size_t)w->rows * (size_t)w->cols;
     if (w->dtype == ENG_DTYPE_BF16 && m <= SMALL_M) {
         c.rows_per_task = m == 1 ? GEMV_ROWS_PER_TASK : 16;
-        cpu_pool_run(&cb->pool, bf16_small_task, &c,
-                     (w->rows + c.rows_per_task - 1) / c.rows_per_task);
+        cpu_pool_run_sized(&cb->pool, bf16_small_task, &c,
+                           (w->rows + c.rows_per_task - 1) / c.rows_per_task, work);
         return;
     }
     if (m == 1) {
@@ -339,12 +340,14 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
             cpu_scratch_reserve(cb, (size_t)w->cols); /* no-op once reserved */
         }
         c.rows_per_task = GEMV_ROWS_PER_TASK;
-        cpu_pool_run(&cb->pool, gemv_task, &c, (w->rows + c.rows_per_task - 1) / c.rows_per_task);
+        cpu_pool_run_sized(&cb->pool, gemv_task, &c,
+                           (w->rows + c.rows_per_task - 1) / c.rows_per_task, work);
         return;
     }
     c.rows_per_task = cpu_tile_rows(w->cols);
     if (w->dtype != ENG_DTYPE_F32) {
         cpu_scratch_reserve(cb, (size_t)c.rows_per_task * (size_t)w->cols);
     }
-    cpu_pool_run(&cb->pool, gemm_task, &c, (w->rows + c.rows_per_task - 1) / c.rows_per_task);
+    cpu_pool_run_sized(&cb->pool, gemm_task, &c, (w->rows + c.rows_per_task - 1) / c.rows_per_task,
+                       work);
 }

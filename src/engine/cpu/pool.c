@@ -93,7 +93,12 @@ void cpu_pool_release(struct cpu_pool *p)
 
 void cpu_pool_run(struct cpu_pool *p, cpu_task_fn *fn, void *ctx, int n_tasks)
 {
-    if (p->n_threads == 1 || n_tasks <= 1) {
+    cpu_pool_run_sized(p, fn, ctx, n_tasks, (size_t)-1);
+}
+
+void cpu_pool_run_sized(struct cpu_pool *p, cpu_task_fn *fn, void *ctx, int n_tasks, size_t work)
+{
+    if (p->n_threads == 1 || n_tasks <= 1 || work < CPU_POOL_MIN_WORK) {
         for (int t = 0; t < n_tasks; t++) {
             fn(ctx, t, 0);
         }
