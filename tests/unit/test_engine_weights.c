@@ -179,7 +179,7 @@ static void copy_config(const struct tdir *t)
 static int tensor_layer(const char *name)
 {
     if (strncmp(name, "model.layers.", 13) == 0) {
-        return atoi(name + 13);
+        return (int)strtol(name + 13, NULL, 10);
     }
     return strstr(name, "embed") ? -1 : 99;
 }
