@@ -1,16 +1,303 @@
 /*
- * cmd_plan.c - `helix plan`. Not built yet: it says so and fails (issue #3).
+ * cmd_plan.c - `helix plan`: place a model on a cluster. Reads the model profile, the
+ * complete cluster and the machine profiles, runs the chosen method (our planner by default,
+ * Helix's baselines, or Helix's MILP on CBC), checks the result with the independent checker,
+ * and writes DIR/placement.ini (Helix's layout format), DIR/simulator_cluster.ini (§2.9),
+ * DIR/plan.json and DIR/placement.svg. Progress goes to stderr while it solves; the summary
+ * line (method, objective, bound, gap, seconds) to stdout.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "base/strbuf.h"
 #include "cli/cli.h"
+#include "core/core.h"
+#include "flow/flow.h"
+#include "plan/plan.h"
+
+#define DEFAULT_PROFILES "data/machine_profiles.ini"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: helix plan --model NAME --cluster FILE --out DIR [options]\n"
+        "\n"
+        "Place a model's layers on a cluster to maximise Helix's objective, the max-flow\n"
+        "token throughput (tokens/s), and write DIR/placement.ini, DIR/simulator_cluster.ini,\n"
+        "DIR/plan.json and DIR/placement.svg.\n"
+        "\n"
+        "  --model NAME             model profile: llama2_70b, llama1_30b or a path (required)\n"
+        "  --cluster FILE           complete cluster file                          (required)\n"
+        "  --out DIR                output directory (created)                     (required)\n"
+        "  --method M               auto | petals | swarm | homogeneous | separate |\n"
+        "                           memory | ram-ring | milp                 (default auto)\n"
+        "  --time-limit S           wall seconds for auto and milp               (default 60)\n"
+        "  --threads N              CBC threads for milp / auto's MILP stage      (default 1)\n"
+        "  --seed N                 seed (Helix's baselines use 0; auto's search)  (default 0)\n"
+        "  --max-stages N           at most N nodes on any source->sink pipeline (default none)\n"
+        "  --partial                partial connectivity (s_j <= e_i < e_j); default strict\n"
+        "  --machine-profiles FILE  GPU NIC/VRAM profiles        (default %s)\n"
+        "  -q, --quiet              no progress on stderr\n"
+        "  -h, --help               show this help\n"
+        "\n"
+        "Exit status: 0 ok, 2 usage error or invalid input, 1 no feasible placement or other\n"
+        "failure.\n",
+        DEFAULT_PROFILES);
+}
+
+static double wall_now(void *user)
+{
+    (void)user;
+    return hx_clock_now();
+}
+
+static void progress(void *user, double elapsed, double incumbent, double bound, const char *phase)
+{
+    (void)user;
+    fprintf(stderr, "plan: %7.2f s  incumbent %10.2f  bound %10.2f  [%s]\n", elapsed, incumbent,
+            bound, phase);
+}
+
+static int write_text(const char *dir, const char *name, const struct strbuf *sb, char *err,
+                      size_t errn)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t w = fwrite(sb->buf, 1, sb->len, f);
+    if (fclose(f) != 0 || w != sb->len) {
+        snprintf(err, errn, "cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+enum {
+    OPT_MODEL = 256,
+    OPT_CLUSTER,
+    OPT_OUT,
+    OPT_METHOD,
+    OPT_TIME,
+    OPT_THREADS,
+    OPT_SEED,
+    OPT_STAGES,
+    OPT_PARTIAL,
+    OPT_PROFILES
+};
 
 int cmd_plan(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: helix plan ...\n\n'helix plan' is not implemented yet (issue #3).\n");
-        return CLI_EXIT_OK;
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},
+        {"cluster", required_argument, NULL, OPT_CLUSTER},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"method", required_argument, NULL, OPT_METHOD},
+        {"time-limit", required_argument, NULL, OPT_TIME},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"max-stages", required_argument, NULL, OPT_STAGES},
+        {"partial", no_argument, NULL, OPT_PARTIAL},
+        {"machine-profiles", required_argument, NULL, OPT_PROFILES},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model_arg = NULL;
+    const char *cluster_arg = NULL;
+    const char *out_dir = NULL;
+    const char *profiles_arg = DEFAULT_PROFILES;
+    int quiet = 0;
+    struct plan_options o;
+    plan_options_init(&o);
+    struct hx_diag d = {0};
+    int partial = 0;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+        double x = 0;
+        long v = 0;
+        switch (ch) {
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        case 'q':
+            quiet = 1;
+            break;
+        case OPT_MODEL:
+            model_arg = optarg;
+            break;
+        case OPT_CLUSTER:
+            cluster_arg = optarg;
+            break;
+        case OPT_OUT:
+            out_dir = optarg;
+            break;
+        case OPT_PROFILES:
+            profiles_arg = optarg;
+            break;
+        case OPT_PARTIAL:
+            partial = 1;
+            break;
+        case OPT_METHOD:
+            if (plan_method_parse(optarg, &o.method, &d) != HX_OK) {
+                return cli_usage_error("plan", "%s", d.msg);
+            }
+            break;
+        case OPT_TIME:
+            if (cli_parse_double(optarg, &x) != 0 || x <= 0) {
+                return cli_usage_error("plan", "--time-limit needs a positive number of seconds");
+            }
+            o.time_limit_s = x;
+            break;
+        case OPT_THREADS:
+            if (cli_parse_long(optarg, &v) != 0 || v < 1 || v > 256) {
+                return cli_usage_error("plan", "--threads needs an integer in 1..256");
+            }
+            o.threads = (int)v;
+            break;
+        case OPT_SEED:
+            if (cli_parse_long(optarg, &v) != 0) {
+                return cli_usage_error("plan", "--seed needs an integer");
+            }
+            o.seed = v;
+            break;
+        case OPT_STAGES:
+            if (cli_parse_long(optarg, &v) != 0 || v < 1 || v > 100000) {
+                return cli_usage_error("plan", "--max-stages needs a positive integer");
+            }
+            o.max_stages = (int)v;
+            break;
+        case ':':
+            return cli_usage_error("plan", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("plan", "unknown option '%s'", argv[optind - 1]);
+        }
     }
-    return cli_error("'helix plan' is not implemented yet (issue #3)");
+    if (optind < argc) {
+        return cli_usage_error("plan", "unexpected argument '%s'", argv[optind]);
+    }
+    if (!model_arg || !cluster_arg || !out_dir) {
+        return cli_usage_error("plan", "--model, --cluster and --out are required");
+    }
+    char model_path[PATH_MAX];
+    char cluster_path[PATH_MAX];
+    char profiles_path[PATH_MAX];
+    if (cli_resolve_model_profile(model_arg, model_path, sizeof(model_path)) != 0) {
+        return cli_usage_error("plan", "model profile '%s' not found (tried %s)", model_arg,
+                               model_path);
+    }
+    if (cli_resolve_data(cluster_arg, cluster_path, sizeof(cluster_path)) != 0) {
+        snprintf(cluster_path, sizeof(cluster_path), "%s", cluster_arg);
+    }
+    if (cli_resolve_data(profiles_arg, profiles_path, sizeof(profiles_path)) != 0) {
+        snprintf(profiles_path, sizeof(profiles_path), "%s", profiles_arg);
+    }
+    struct model_profile *m = NULL;
+    struct cluster *c = NULL;
+    struct machine_profiles *mp = NULL;
+    struct model_throughput *tp = NULL;
+    struct sim_cluster *sc = NULL;
+    struct plan_result res = {0};
+    struct plan_edge_flow *edges = NULL;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    int exit_code = CLI_EXIT_OK;
+    int rc = model_profile_read_file(model_path, &m, &d);
+    if (rc == HX_OK) {
+        rc = cluster_read_file(cluster_path, &c, &d);
+    }
+    if (rc == HX_OK) {
+        rc = machine_profiles_read_file(profiles_path, &mp, &d);
+    }
+    if (rc == HX_OK) {
+        rc = model_throughput_for_cluster(m, c, &tp, &d);
+    }
+    if (rc != HX_OK) {
+        fprintf(stderr, "hx: error: %s\n", d.msg[0] ? d.msg : hx_strerror(rc));
+        exit_code = rc == HX_ENOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+        goto done;
+    }
+    struct plan_problem p = {c, m, tp, mp, partial ? LAYOUT_PARTIAL : LAYOUT_STRICT};
+    o.now = wall_now;
+    if (!quiet) {
+        o.progress = progress;
+    }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        exit_code = cli_error("cannot create %s: %s", out_dir, strerror(errno));
+        goto done;
+    }
+    rc = plan_solve(&p, &o, &res, &d);
+    if (rc != HX_OK) {
+        exit_code = cli_error("%s", d.msg[0] ? d.msg : hx_strerror(rc));
+        goto done;
+    }
+    int n_edges = 0;
+    double v = 0;
+    rc = plan_edge_flows(&p, res.layout, &edges, &n_edges, &v, &d);
+    if (rc == HX_OK) {
+        rc = plan_validate(&p, res.layout, edges, n_edges, res.objective, o.max_stages, &d);
+    }
+    if (rc != HX_OK) {
+        exit_code = cli_error("plan check failed: %s", d.msg);
+        goto done;
+    }
+    char err[PATH_MAX + 64];
+    layout_write(res.layout, &sb);
+    if (write_text(out_dir, "placement.ini", &sb, err, sizeof(err)) != 0) {
+        exit_code = cli_error("%s", err);
+        goto done;
+    }
+    strbuf_reset(&sb);
+    rc = sim_cluster_generate(c, res.layout, m, mp, p.conn, &sc, &d);
+    if (rc == HX_OK) {
+        sim_cluster_write(sc, &sb);
+        if (write_text(out_dir, "simulator_cluster.ini", &sb, err, sizeof(err)) != 0) {
+            exit_code = cli_error("%s", err);
+            goto done;
+        }
+    } else {
+        exit_code = cli_error("simulator cluster: %s", d.msg);
+        goto done;
+    }
+    strbuf_reset(&sb);
+    rc = plan_render_json(&p, &res, &sb, &d);
+    if (rc != HX_OK || write_text(out_dir, "plan.json", &sb, err, sizeof(err)) != 0) {
+        exit_code = cli_error("plan.json: %s", rc != HX_OK ? d.msg : err);
+        goto done;
+    }
+    strbuf_reset(&sb);
+    rc = plan_render_svg(&p, &res, &sb, &d);
+    if (rc != HX_OK || write_text(out_dir, "placement.svg", &sb, err, sizeof(err)) != 0) {
+        exit_code = cli_error("placement.svg: %s", rc != HX_OK ? d.msg : err);
+        goto done;
+    }
+    printf("method %s  objective %.4f tokens/s  upper_bound %.4f (%s)  gap %.2f%%  %s  "
+           "%.2f s\n",
+           plan_method_name(res.method), res.objective, res.upper_bound, res.bound_kind,
+           res.objective > 0 ? 100.0 * res.gap : 0.0, res.proven ? "proven optimal" : "",
+           res.solve_s);
+done:
+    strbuf_release(&sb);
+    xfree(edges);
+    plan_result_release(&res);
+    sim_cluster_free(sc);
+    model_throughput_free(tp);
+    machine_profiles_free(mp);
+    cluster_free(c);
+    model_profile_free(m);
+    return exit_code;
 }
