@@ -171,6 +171,8 @@ struct api_config {
     uint32_t max_tokens_limit;   /* 0 = none; larger max_tokens get 400 */
     unsigned request_timeout_s;  /* 0 = 600: max time without a token before giving up */
     unsigned keepalive_ms;       /* 0 = 15000: SSE comment sent when a stream is idle */
+    unsigned idle_timeout_s;     /* 0 = 120: close connections idle this long (not counting
+                                    time spent generating) */
 };
 
 struct api_server;

@@ -13,6 +13,7 @@
  * any body is read.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -54,6 +55,7 @@ struct api_server {
     uint32_t max_tokens_limit;
     int64_t timeout_us;
     int64_t keepalive_us;
+    unsigned idle_timeout_s;
     uint16_t port;
     int64_t started; /* unix seconds, for /v1/models */
     atomic_int stopping;
@@ -179,6 +181,22 @@ static void cancel_trampoline(void *ctx, struct api_stream *stream)
     if (s->ops->cancel) {
         s->ops->cancel(s->ctx, stream);
     }
+}
+
+/*
+ * 1 if the client closed its side of the connection (EOF pending). Data pending means a
+ * pipelined request, not a disconnect. Peeking does not consume anything MHD will read.
+ */
+static int client_gone(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) {
+        return 0;
+    }
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /* ---- generation ------------------------------------------------------------------------ */
@@ -350,9 +368,18 @@ static enum MHD_Result handle_generate(struct MHD_Connection *mc, struct api_ser
     }
 
     if (!gc->g.stream) {
+        /* MHD's idle timeout must not fire while the generation runs: suspend it, and
+         * restore it (which restarts its clock) before answering. */
+        MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
         while (!gc->g.finished) {
             gen_step(gc);
+            if (!gc->g.finished && client_gone(mc)) {
+                gen_free(gc);                    /* cancels the backend */
+                count_request(s, c->route, 499); /* "client closed request" */
+                return MHD_NO;                   /* close the connection */
+            }
         }
+        MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_timeout_s);
         enum MHD_Result ret;
         if (gc->g.err.status) {
             ret = respond_error(mc, s, c->route, &gc->g.err, NULL);
@@ -631,6 +658,7 @@ int api_server_start(const struct api_config *cfg, const struct api_backend_ops 
     s->max_tokens_limit = cfg->max_tokens_limit;
     s->timeout_us = (int64_t)(cfg->request_timeout_s ? cfg->request_timeout_s : 600) * 1000000;
     s->keepalive_us = (int64_t)(cfg->keepalive_ms ? cfg->keepalive_ms : 15000) * 1000;
+    s->idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : 120;
     s->started = (int64_t)time(NULL);
     /* Ids: start time in the high bits so ids differ across restarts. */
     atomic_init(&s->next_id, ((unsigned long long)s->started << 24) | 1u);
@@ -638,7 +666,7 @@ int api_server_start(const struct api_config *cfg, const struct api_backend_ops 
     s->daemon = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_END);
     if (!s->daemon) {

@@ -99,11 +99,11 @@ static void *producer(void *arg)
         }
         atomic_fetch_add(&j->tb->hang_ended, 1);
     } else {
-        int slow = strstr(j->prompt, "SLOW") != NULL;
+        int slow = strstr(j->prompt, "VERYSLOW") ? 200 : strstr(j->prompt, "SLOW") ? 30 : 0;
         uint32_t n = j->max_tokens < N_PIECES ? j->max_tokens : N_PIECES;
         for (uint32_t i = 0; i < n; i++) {
             if (slow) {
-                sleep_ms(30);
+                sleep_ms(slow);
             }
             if (api_stream_push(s, pieces[i], strlen(pieces[i])) != HX_OK) {
                 break;
@@ -179,6 +179,7 @@ static void fx_start(struct fixture *f, const char *api_key, size_t max_body)
     cfg.max_body_bytes = max_body;
     cfg.max_tokens_limit = 1000;
     cfg.keepalive_ms = 50;
+    cfg.idle_timeout_s = 1; /* generation time must not count (VERYSLOW takes 1.6 s) */
     struct hx_diag d = {0};
     ASSERT_OK_DIAG(api_server_start(&cfg, &tb_ops, &f->tb, &f->srv, &d), &d);
     f->port = api_server_port(f->srv);
@@ -960,4 +961,53 @@ TEST(api_server_start_rejects_bad_config)
     ASSERT_CONTAINS(d.msg, "cannot listen");
     fx_stop(&f);
     api_server_stop(NULL);
+}
+
+TEST(api_server_nonstream_longer_than_idle_timeout)
+{
+    struct fixture f;
+    fx_start(&f, NULL, 0);
+    struct resp r;
+    int64_t t0 = hx_clock_now_us();
+    post(f.port, "/v1/completions",
+         "{\"model\":\"kjv-llama-6m\",\"prompt\":\"VERYSLOW\",\"max_tokens\":8}", &r);
+    ASSERT_GE(hx_clock_now_us() - t0, 1500000); /* longer than the 1 s idle timeout */
+    ASSERT_MSG(r.status == 200, "%d %s", r.status, r.body.buf);
+    struct strbuf want;
+    strbuf_init(&want);
+    expected_text(8, &want);
+    ASSERT_CONTAINS(r.body.buf, want.buf);
+    strbuf_release(&want);
+    fx_stop(&f);
+}
+
+TEST(api_server_nonstream_client_disconnect_cancels_backend)
+{
+    struct fixture f;
+    fx_start(&f, NULL, 0);
+    int fd = connect_port(f.port);
+    const char *body = "{\"model\":\"kjv-llama-6m\",\"prompt\":\"HANG\"}";
+    char req[512];
+    snprintf(req, sizeof(req),
+             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    send_all(fd, req, strlen(req));
+    int64_t end = hx_clock_now_us() + 3000000;
+    while (atomic_load(&f.tb.submits) == 0 && hx_clock_now_us() < end) {
+        sleep_ms(5);
+    }
+    close(fd);
+    while (atomic_load(&f.tb.cancels) == 0 && hx_clock_now_us() < end) {
+        sleep_ms(10);
+    }
+    ASSERT_EQ(atomic_load(&f.tb.cancels), 1);
+    while (atomic_load(&f.tb.hang_ended) == 0 && hx_clock_now_us() < end) {
+        sleep_ms(10);
+    }
+    ASSERT_EQ(atomic_load(&f.tb.hang_ended), 1);
+    struct resp r;
+    http(f.port, "GET", "/metrics", NULL, NULL, &r);
+    ASSERT_CONTAINS(r.body.buf,
+                    "helix_http_requests_total{route=\"/v1/completions\",code=\"other\"} 1");
+    fx_stop(&f);
 }
