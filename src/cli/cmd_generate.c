@@ -364,8 +364,11 @@ int cmd_generate(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1) {
+    int idx = -1;
+    while ((ch = getopt_long(argc, argv, "n:h", longopts, &idx)) != -1) {
         int bad = 0;
+        const char *name = ch == 'n' ? "n" : idx >= 0 ? longopts[idx].name : "?";
+        idx = -1;
         switch (ch) {
         case 'h':
             usage(stdout);
@@ -417,7 +420,8 @@ int cmd_generate(int argc, char **argv)
                                    argv[optind - 1]);
         }
         if (bad) {
-            return cli_usage_error("generate", "bad value '%s' for %s", optarg, argv[optind - 1]);
+            return cli_usage_error("generate", "bad value '%s' for -%s%s", optarg,
+                                   strlen(name) > 1 ? "-" : "", name);
         }
     }
     if (optind < argc) {
