@@ -88,6 +88,7 @@ struct gen_ctx {
     int64_t last_write_us;
     size_t out_pos;
     int done; /* everything including [DONE] handed to MHD */
+    int fd;   /* the client's socket, to notice a disconnect while waiting */
 };
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -187,16 +188,21 @@ static void cancel_trampoline(void *ctx, struct api_stream *stream)
  * 1 if the client closed its side of the connection (EOF pending). Data pending means a
  * pipelined request, not a disconnect. Peeking does not consume anything MHD will read.
  */
-static int client_gone(struct MHD_Connection *mc)
+static int fd_gone(int fd)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) {
+    if (fd < 0) {
         return 0;
     }
     char b;
-    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static int connection_fd(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? (int)ci->connect_fd : -1;
 }
 
 /* ---- generation ------------------------------------------------------------------------ */
@@ -284,6 +290,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             break;
         }
         gen_step(gc);
+        if (!g->finished && fd_gone(gc->fd)) {
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes; sse_free cancels */
+        }
         if (g->out.len == 0 && !g->finished &&
             hx_clock_now_us() - gc->last_write_us >= gc->srv->keepalive_us) {
             strbuf_adds(&g->out, ": keep-alive\n\n");
@@ -358,6 +367,7 @@ static enum MHD_Result handle_generate(struct MHD_Connection *mc, struct api_ser
     gc->t0_us = hx_clock_now_us();
     gc->last_progress_us = gc->t0_us;
     gc->last_write_us = gc->t0_us;
+    gc->fd = connection_fd(mc);
     int rc = s->ops->submit(s->ctx, &req, gc->stream, &d);
     api_request_release(&req);
     if (rc) {
@@ -373,7 +383,7 @@ static enum MHD_Result handle_generate(struct MHD_Connection *mc, struct api_ser
         MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
         while (!gc->g.finished) {
             gen_step(gc);
-            if (!gc->g.finished && client_gone(mc)) {
+            if (!gc->g.finished && fd_gone(gc->fd)) {
                 gen_free(gc);                    /* cancels the backend */
                 count_request(s, c->route, 499); /* "client closed request" */
                 return MHD_NO;                   /* close the connection */

@@ -91,6 +91,11 @@ static void *producer(void *arg)
             sleep_ms(5);
         }
         api_stream_finish(s, API_FINISH_STOP);
+    } else if (strstr(j->prompt, "PAUSE")) {
+        api_stream_push(s, "a", 1);
+        sleep_ms(300);
+        api_stream_push(s, "b", 1);
+        api_stream_finish(s, API_FINISH_STOP);
     } else if (strstr(j->prompt, "HANG")) {
         api_stream_push(s, "x", 1);
         int64_t end = hx_clock_now_us() + 10 * 1000000;
@@ -169,6 +174,9 @@ struct fixture {
     uint16_t port;
 };
 
+/* Disconnects must be noticed without a keep-alive write, so keep-alives are rare by default. */
+static unsigned fx_keepalive_ms = 5000;
+
 static void fx_start(struct fixture *f, const char *api_key, size_t max_body)
 {
     memset(f, 0, sizeof(*f));
@@ -178,7 +186,7 @@ static void fx_start(struct fixture *f, const char *api_key, size_t max_body)
     cfg.api_key = api_key;
     cfg.max_body_bytes = max_body;
     cfg.max_tokens_limit = 1000;
-    cfg.keepalive_ms = 50;
+    cfg.keepalive_ms = fx_keepalive_ms;
     cfg.idle_timeout_s = 1; /* generation time must not count (VERYSLOW takes 1.6 s) */
     struct hx_diag d = {0};
     ASSERT_OK_DIAG(api_server_start(&cfg, &tb_ops, &f->tb, &f->srv, &d), &d);
@@ -844,7 +852,7 @@ TEST(api_server_client_disconnect_cancels_backend)
     buf[got] = '\0';
     ASSERT_CONTAINS(buf, "200");
     close(fd);
-    /* The keep-alive write (every 50 ms here) fails, MHD frees the response, cancel runs. */
+    /* The reader notices the EOF within a slice; MHD frees the response, cancel runs. */
     int64_t end = hx_clock_now_us() + 3000000;
     while (atomic_load(&f.tb.cancels) == 0 && hx_clock_now_us() < end) {
         sleep_ms(10);
@@ -1009,5 +1017,25 @@ TEST(api_server_nonstream_client_disconnect_cancels_backend)
     http(f.port, "GET", "/metrics", NULL, NULL, &r);
     ASSERT_CONTAINS(r.body.buf,
                     "helix_http_requests_total{route=\"/v1/completions\",code=\"other\"} 1");
+    fx_stop(&f);
+}
+
+TEST(api_server_stream_keepalive_comments)
+{
+    fx_keepalive_ms = 50;
+    struct fixture f;
+    fx_start(&f, NULL, 0);
+    struct resp r;
+    post(f.port, "/v1/completions",
+         "{\"model\":\"kjv-llama-6m\",\"prompt\":\"PAUSE\",\"stream\":true}", &r);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_CONTAINS(r.body.buf, "\n\n: keep-alive\n\n"); /* during the 300 ms pause */
+    struct strbuf t;
+    strbuf_init(&t);
+    const char *fin;
+    sse_text(r.body.buf, &t, &fin); /* comments are skipped like an SSE client does */
+    ASSERT_STR_EQ(t.buf, "ab");
+    ASSERT_STR_EQ(fin, "stop");
+    strbuf_release(&t);
     fx_stop(&f);
 }
