@@ -388,3 +388,41 @@ TEST(engine_kv_full_is_a_clear_error)
     ASSERT_CONTAINS(d.msg, "below one block");
     rig_close(&r);
 }
+
+/* Steps allocate nothing: an armed allocation failure is still pending after them. */
+TEST(engine_step_allocates_nothing)
+{
+    struct golden g;
+    load_golden(&g);
+    struct rig r;
+    struct eng_engine_opts o = {.max_seqs = 4, .max_tokens = 64, .max_ctx = 128};
+    rig_open(&r, 0, -1, &o);
+    struct hx_diag d = {0};
+    float *logits = xmalloc(2 * 4096 * sizeof(float));
+    struct eng_sampler *s;
+    struct eng_sampler_params sp = {.temperature = 0.8f, .top_k = 50, .top_p = 0.9f, .seed = 1};
+    ASSERT_OK(eng_sampler_new(&sp, 4096, &s));
+    ASSERT_OK(eng_seq_add(r.e, 1, &d));
+    ASSERT_OK(eng_seq_add(r.e, 2, &d));
+    size_t live = hx_alloc_live_bytes();
+    hx_alloc_fail_nth(1);
+    struct eng_seq_step st[2] = {{1, 0, g.n_ids[0], g.ids[0], NULL},
+                                 {2, 0, g.n_ids[1], g.ids[1], NULL}};
+    struct eng_step_out out = {.logits = logits};
+    ASSERT_OK_DIAG(eng_engine_step(r.e, st, 2, &out, &d), &d);
+    for (int i = 0; i < 20; i++) {
+        int32_t t1 = eng_sampler_sample(s, logits);
+        int32_t t2 = eng_sampler_sample(s, logits + 4096);
+        struct eng_seq_step dec[2] = {{1, g.n_ids[0] + i, 1, &t1, NULL},
+                                      {2, g.n_ids[1] + i, 1, &t2, NULL}};
+        ASSERT_OK_DIAG(eng_engine_step(r.e, dec, 2, &out, &d), &d);
+    }
+    void *probe = hx_malloc(16);
+    ASSERT(probe == NULL); /* the armed failure was not consumed by the steps */
+    hx_alloc_fail_nth(0);
+    ASSERT_EQ(hx_alloc_live_bytes(), live);
+    eng_sampler_free(s);
+    xfree(logits);
+    rig_close(&r);
+    free_golden(&g);
+}

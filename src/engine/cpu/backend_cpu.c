@@ -81,7 +81,11 @@ static int cpu_reserve(struct eng_backend *be, int max_rows, int max_cols, struc
 {
     (void)max_rows;
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
-    size_t need = (size_t)cpu_tile_rows(max_cols) * (size_t)max_cols;
+    /* the largest tile any k <= max_cols uses: rows x k <= max(target, 16 x k) */
+    size_t need = (size_t)CPU_TILE_TARGET_FLOATS;
+    if ((size_t)16 * (size_t)max_cols > need) {
+        need = (size_t)16 * (size_t)max_cols;
+    }
     if (cpu_scratch_reserve(cb, need) != HX_OK) {
         return hx_diag_set(diag, HX_ENOMEM, "cpu backend: cannot allocate %zu bytes of scratch",
                            need * sizeof(float));

@@ -24,9 +24,17 @@
 /* Runs fn(ctx, task, thread) for task in [0, n_tasks) on the caller plus the pool's threads. */
 typedef void cpu_task_fn(void *ctx, int task, int thread);
 
+struct cpu_pool;
+
+struct cpu_worker {
+    struct cpu_pool *pool;
+    int id;
+};
+
 struct cpu_pool {
     int n_threads; /* including the caller */
     pthread_t *threads;
+    struct cpu_worker *workers;
     pthread_mutex_t mu;
     pthread_cond_t start;
     pthread_cond_t done;
@@ -66,6 +74,7 @@ void cpu_op_attention(struct eng_backend *be, const struct eng_attn_batch *b, co
 void cpu_op_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, const float *k,
                      const float *v);
 /* Tile rows of a matmul with k columns (the scratch each thread needs is rows x k floats). */
+#define CPU_TILE_TARGET_FLOATS 1048576 /* 4 MiB of float32 weights per thread and tile */
 int cpu_tile_rows(int k);
 
 #endif

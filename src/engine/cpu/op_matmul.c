@@ -10,16 +10,16 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "base/status.h"
 #include "engine/cpu/cpu_int.h"
 #include "engine/engine_int.h"
 
 #define GEMV_ROWS_PER_TASK 64
-#define SMALL_M 64                 /* up to this many input rows, bf16 weights are used in place */
-#define TILE_TARGET_FLOATS 1048576 /* 4 MiB per thread */
+#define SMALL_M 64 /* up to this many input rows, bf16 weights are used in place */
 
 int cpu_tile_rows(int k)
 {
-    int r = TILE_TARGET_FLOATS / (k > 0 ? k : 1);
+    int r = CPU_TILE_TARGET_FLOATS / (k > 0 ? k : 1);
     r = r < 16 ? 16 : r > 1024 ? 1024 : r;
     return r & ~7;
 }
@@ -323,6 +323,22 @@ static void gemm_task(void *ctx, int task, int thread)
     }
 }
 
+/* Without scratch (reserve was never called and memory ran out): element by element. */
+static void matmul_unbuffered(const struct mm_ctx *c)
+{
+    const struct eng_weight *w = c->w;
+    size_t k = (size_t)w->cols;
+    for (int i = 0; i < c->m; i++) {
+        for (int r = 0; r < w->rows; r++) {
+            float s = c->bias ? eng_weight_get(c->bias, (size_t)r) : 0.0f;
+            for (size_t j = 0; j < k; j++) {
+                s += eng_weight_get(w, (size_t)r * k + j) * c->x[(size_t)i * k + j];
+            }
+            c->out[(size_t)i * (size_t)w->rows + (size_t)r] = s;
+        }
+    }
+}
+
 void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct eng_weight *w,
                    const struct eng_weight *bias, float *out)
 {
@@ -335,19 +351,20 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
                            (w->rows + c.rows_per_task - 1) / c.rows_per_task, work);
         return;
     }
+    /* scratch was sized by reserve before serving; growing here is the fallback for callers
+     * that skipped it */
+    size_t rows = m == 1 ? 1 : (size_t)cpu_tile_rows(w->cols);
+    if (w->dtype != ENG_DTYPE_F32 && cpu_scratch_reserve(cb, rows * (size_t)w->cols) != HX_OK) {
+        matmul_unbuffered(&c);
+        return;
+    }
     if (m == 1) {
-        if (w->dtype == ENG_DTYPE_F16) {
-            cpu_scratch_reserve(cb, (size_t)w->cols); /* no-op once reserved */
-        }
         c.rows_per_task = GEMV_ROWS_PER_TASK;
         cpu_pool_run_sized(&cb->pool, gemv_task, &c,
                            (w->rows + c.rows_per_task - 1) / c.rows_per_task, work);
         return;
     }
-    c.rows_per_task = cpu_tile_rows(w->cols);
-    if (w->dtype != ENG_DTYPE_F32) {
-        cpu_scratch_reserve(cb, (size_t)c.rows_per_task * (size_t)w->cols);
-    }
+    c.rows_per_task = (int)rows;
     cpu_pool_run_sized(&cb->pool, gemm_task, &c, (w->rows + c.rows_per_task - 1) / c.rows_per_task,
                        work);
 }

@@ -9,11 +9,6 @@
 #include "base/alloc.h"
 #include "base/status.h"
 
-struct worker_arg {
-    struct cpu_pool *pool;
-    int id;
-};
-
 static void run_tasks(struct cpu_pool *p, int id)
 {
     for (;;) {
@@ -27,10 +22,9 @@ static void run_tasks(struct cpu_pool *p, int id)
 
 static void *worker_main(void *arg)
 {
-    struct worker_arg *wa = arg;
+    struct cpu_worker *wa = arg;
     struct cpu_pool *p = wa->pool;
     int id = wa->id;
-    xfree(wa);
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -63,12 +57,11 @@ int cpu_pool_init(struct cpu_pool *p, int n_threads)
     pthread_cond_init(&p->start, NULL);
     pthread_cond_init(&p->done, NULL);
     p->threads = xcalloc((size_t)p->n_threads, sizeof(pthread_t));
+    p->workers = xcalloc((size_t)p->n_threads, sizeof(*p->workers));
     for (int i = 1; i < p->n_threads; i++) {
-        struct worker_arg *wa = xmalloc(sizeof(*wa));
-        wa->pool = p;
-        wa->id = i;
-        if (pthread_create(&p->threads[i], NULL, worker_main, wa) != 0) {
-            xfree(wa);
+        p->workers[i].pool = p;
+        p->workers[i].id = i;
+        if (pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]) != 0) {
             p->n_threads = i; /* run with the threads we have */
             break;
         }
@@ -86,6 +79,7 @@ void cpu_pool_release(struct cpu_pool *p)
         pthread_join(p->threads[i], NULL);
     }
     xfree(p->threads);
+    xfree(p->workers);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->start);
     pthread_cond_destroy(&p->done);
