@@ -464,3 +464,60 @@ TEST(runtime_xport_liveness_tracker)
     xport_live_free(l);
     xport_live_free(NULL);
 }
+
+TEST(runtime_xport_dead_peer_surfaces_as_send_errors)
+{
+    /* Control plane: once a worker's connection is gone, the coordinator's sends to its name
+     * fail with HX_ECLOSED (ROUTER_MANDATORY), they are not silently dropped. */
+    struct pair p;
+    pair_open(&p, "doomed", 0);
+    struct hx_diag d = {0};
+    struct proto_header h;
+    proto_header_init(&h, PROTO_TYPE_HEARTBEAT);
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    ASSERT_OK(xport_send_body(p.dealer, NULL, &h, &b, &d));
+    struct xport_msg m;
+    ASSERT_OK(xport_recv(p.router, WAIT_MS, &m, &d));
+    xport_msg_release(&m);
+    proto_header_init(&h, PROTO_TYPE_HEARTBEAT);
+    ASSERT_OK(xport_send_body(p.router, "doomed", &h, &b, &d));
+    xport_free(p.dealer); /* the worker dies */
+    p.dealer = NULL;
+    int rc = HX_OK;
+    int64_t end = hx_clock_now_us() + WAIT_MS * 1000;
+    while (rc == HX_OK && hx_clock_now_us() < end) {
+        proto_header_init(&h, PROTO_TYPE_HEARTBEAT);
+        hx_diag_clear(&d);
+        rc = xport_send_body(p.router, "doomed", &h, &b, &d);
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_ERR(rc, HX_ECLOSED);
+    ASSERT_CONTAINS(d.msg, "doomed");
+
+    /* Data plane: an IMMEDIATE DEALER to a successor that is gone fails with HX_ETIMEDOUT
+     * after the send timeout instead of queueing activations forever. */
+    struct xport *data = NULL;
+    ASSERT_OK(xport_router_bind(p.ctx, "tcp://127.0.0.1:*", &data, &d));
+    char ep[PROTO_ENDPOINT_MAX + 1];
+    snprintf(ep, sizeof(ep), "%s", xport_endpoint(data));
+    struct xport *to_next = NULL;
+    ASSERT_OK(xport_dealer_connect(p.ctx, ep, "prev", XPORT_DEALER_IMMEDIATE, &to_next, &d));
+    ASSERT_OK(xport_set_send_timeout(to_next, 100, &d));
+    struct proto_header th = tokens_header(9, 1);
+    int32_t tok = 1;
+    ASSERT_OK(xport_send(to_next, NULL, &th, &tok, 4, NULL, NULL, &d)); /* alive: fine */
+    ASSERT_OK(xport_recv(data, WAIT_MS, &m, &d));
+    xport_msg_release(&m);
+    xport_free(data); /* the successor dies */
+    rc = HX_OK;
+    end = hx_clock_now_us() + WAIT_MS * 1000;
+    while (rc == HX_OK && hx_clock_now_us() < end) {
+        hx_diag_clear(&d);
+        rc = xport_send(to_next, NULL, &th, &tok, 4, NULL, NULL, &d);
+    }
+    ASSERT_ERR(rc, HX_ETIMEDOUT);
+    xport_free(to_next);
+    pair_close(&p);
+}
