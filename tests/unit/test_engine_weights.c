@@ -184,6 +184,9 @@ static int tensor_layer(const char *name)
     return strstr(name, "embed") ? -1 : 99;
 }
 
+/* When not NaN, rewrite_model adds F32 q/k/v biases of this value to every layer. */
+static float g_bias = NAN;
+
 /*
  * Rewrite the bundled model into dir: dtype conversion, skip one tensor (or NULL), re-dtype
  * one tensor as I32 (or NULL), split into shards when split_layer > 0 (layers < split_layer,
@@ -258,6 +261,28 @@ static void rewrite_model(const struct tdir *t, enum conv conv, const char *skip
                                     n_shards == 2
                                         ? (s ? "model-2.safetensors" : "model-1.safetensors")
                                         : "model.safetensors");
+        }
+        if (!isnan(g_bias) && s == 0) {
+            const char *which[3] = {"q", "k", "v"};
+            const int dims[3] = {256, 64, 64};
+            for (int l = 0; l < 6; l++) {
+                for (int b = 0; b < 3; b++) {
+                    char name[96];
+                    snprintf(name, sizeof(name), "model.layers.%d.self_attn.%s_proj.bias", l,
+                             which[b]);
+                    for (int j = 0; j < dims[b]; j++) {
+                        memcpy(data + off + 4 * (size_t)j, &g_bias, 4);
+                    }
+                    cJSON *e = cJSON_AddObjectToObject(hdr, name);
+                    cJSON_AddStringToObject(e, "dtype", "F32");
+                    cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+                    cJSON_AddItemToArray(shape, cJSON_CreateNumber(dims[b]));
+                    cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+                    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+                    off += 4 * (size_t)dims[b];
+                    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+                }
+            }
         }
         char *htxt = cJSON_PrintUnformatted(hdr);
         size_t flen;
@@ -483,4 +508,99 @@ TEST(engine_config_parse)
     ASSERT_ERR(eng_config_parse(gqa, strlen(gqa), "k.json", &c, &d), HX_EPARSE);
     ASSERT_ERR(eng_config_parse("[1,2]", 5, "x.json", &c, &d), HX_EPARSE);
     ASSERT_ERR(eng_config_parse("{\"model_type\":\"gpt2\"}", 21, "x.json", &c, &d), HX_ENOTSUP);
+}
+
+/* Rewrite config.json of dir: the bundled one with "key": value pairs replaced or added. */
+static void set_config(const struct tdir *t, const char *key, cJSON *value)
+{
+    size_t n;
+    unsigned char *txt = read_all(MODEL_DIR "/config.json", &n);
+    cJSON *root = cJSON_ParseWithLength((const char *)txt, n);
+    xfree(txt);
+    char p[128];
+    tdir_file(t, "config.json", p, sizeof(p));
+    FILE *f = fopen(p, "rb");
+    if (f) { /* start from the current one */
+        fclose(f);
+        txt = read_all(p, &n);
+        cJSON_Delete(root);
+        root = cJSON_ParseWithLength((const char *)txt, n);
+        xfree(txt);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON_AddItemToObject(root, key, value);
+    char *out = cJSON_Print(root);
+    write_all(p, out, strlen(out));
+    cJSON_free(out);
+    cJSON_Delete(root);
+}
+
+TEST(engine_weights_qwen2_bias_and_tied_head)
+{
+    struct hx_diag d = {0};
+    float *ref = xmalloc(NLOG * sizeof(float));
+    float *got = xmalloc(NLOG * sizeof(float));
+    float *other = xmalloc(NLOG * sizeof(float));
+    ASSERT_OK_DIAG(model_logits(MODEL_DIR, ref, &d), &d);
+    struct tdir t;
+    tdir_make(&t);
+    /* qwen2 with zero q/k/v biases is the same model */
+    g_bias = 0.0f;
+    rewrite_model(&t, CONV_SAME, NULL, NULL, 0);
+    set_config(&t, "model_type", cJSON_CreateString("qwen2"));
+    ASSERT_OK_DIAG(model_logits(t.path, got, &d), &d);
+    ASSERT_LE(rel_l2(got, ref, NLOG), 1e-6);
+    /* non-zero biases change it; llama with attention_bias reads them the same way */
+    g_bias = 0.05f;
+    rewrite_model(&t, CONV_SAME, NULL, NULL, 0);
+    set_config(&t, "model_type", cJSON_CreateString("qwen2"));
+    ASSERT_OK_DIAG(model_logits(t.path, got, &d), &d);
+    ASSERT_GE(rel_l2(got, ref, NLOG), 1e-3);
+    set_config(&t, "model_type", cJSON_CreateString("llama"));
+    set_config(&t, "attention_bias", cJSON_CreateTrue());
+    ASSERT_OK_DIAG(model_logits(t.path, other, &d), &d);
+    ASSERT_LE(rel_l2(other, got, NLOG), 1e-7);
+    /* and without the bias tensors that config is refused */
+    g_bias = NAN;
+    rewrite_model(&t, CONV_SAME, NULL, NULL, 0);
+    set_config(&t, "attention_bias", cJSON_CreateTrue());
+    hx_diag_clear(&d);
+    ASSERT_ERR(model_logits(t.path, got, &d), HX_EPARSE);
+    ASSERT_CONTAINS(d.msg, "q_proj.bias");
+    /* tied head: no lm_head.weight; logits = final hidden . embedding^T */
+    rewrite_model(&t, CONV_SAME, "lm_head.weight", NULL, 0);
+    hx_diag_clear(&d);
+    ASSERT_ERR(model_logits(t.path, got, &d), HX_EPARSE); /* untied needs lm_head */
+    ASSERT_CONTAINS(d.msg, "lm_head.weight");
+    set_config(&t, "tie_word_embeddings", cJSON_CreateTrue());
+    struct eng_backend *be;
+    struct eng_model *m;
+    struct eng_engine *e;
+    ASSERT_OK(eng_cpu_backend_new(1, &be, &d));
+    ASSERT_OK_DIAG(eng_model_load(t.path, 0, -1, be, &m, &d), &d);
+    ASSERT_OK_DIAG(eng_engine_new(m, NULL, &e, &d), &d);
+    ASSERT_OK(eng_seq_add(e, 1, &d));
+    float *normed = xmalloc((size_t)PROMPT_N * 256 * sizeof(float));
+    struct eng_seq_step st = {1, 0, PROMPT_N, PROMPT, NULL};
+    struct eng_step_out out = {.logits = got, .all_logits = 1, .norm_hidden = normed};
+    ASSERT_OK_DIAG(eng_engine_step(e, &st, 1, &out, &d), &d);
+    const struct eng_weight *emb = &m->embed;
+    for (int tpos = 0; tpos < PROMPT_N; tpos += 3) {
+        for (int v = 0; v < 4096; v += 7) {
+            double want = 0;
+            for (int j = 0; j < 256; j++) {
+                want += (double)eng_weight_get(emb, (size_t)v * 256 + (size_t)j) *
+                        (double)normed[tpos * 256 + j];
+            }
+            ASSERT_DBL_NEAR(got[(size_t)tpos * 4096 + (size_t)v], want, 1e-4);
+        }
+    }
+    xfree(normed);
+    eng_engine_free(e);
+    eng_model_free(m);
+    eng_backend_free(be);
+    tdir_remove(&t);
+    xfree(ref);
+    xfree(got);
+    xfree(other);
 }
