@@ -323,6 +323,34 @@ int proto_header_check(const struct proto_header *h, struct hx_diag *d)
     return HX_OK;
 }
 
+int proto_header_advance(struct proto_header *h, int dtype, uint32_t hidden, struct hx_diag *d)
+{
+    if (!is_forward(h->type)) {
+        return hx_diag_set(d, HX_EPROTO, "proto: advance: %s is not a forward message",
+                           proto_type_name(h->type));
+    }
+    if ((unsigned)h->cur_hop + 1 >= h->n_hops) {
+        return hx_diag_set(d, HX_EPROTO,
+                           "proto: advance: hop %u is the last of %u (send a TOKEN instead)",
+                           (unsigned)h->cur_hop, (unsigned)h->n_hops);
+    }
+    if (dtype != PROTO_DTYPE_F32 && dtype != PROTO_DTYPE_F16 && dtype != PROTO_DTYPE_BF16) {
+        return hx_diag_set(d, HX_EPROTO, "proto: advance: activations need a float dtype, got %d",
+                           dtype);
+    }
+    struct proto_header next = *h;
+    next.cur_hop = (uint8_t)(h->cur_hop + 1);
+    next.dtype = (uint8_t)dtype;
+    next.hidden = hidden;
+    next.payload_bytes = (uint64_t)h->n_tokens * hidden * proto_dtype_size(dtype);
+    int rc = proto_header_check(&next, d);
+    if (rc) {
+        return rc;
+    }
+    *h = next;
+    return HX_OK;
+}
+
 int proto_header_encode(const struct proto_header *h, uint8_t out[PROTO_HEADER_BYTES],
                         struct hx_diag *d)
 {

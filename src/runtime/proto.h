@@ -210,6 +210,15 @@ void proto_header_init(struct proto_header *h, enum proto_type type);
  */
 int proto_header_check(const struct proto_header *h, struct hx_diag *diag);
 
+/*
+ * Turn a forward header (PREFILL/DECODE) received by hop cur_hop into the one to send to the
+ * next hop: cur_hop + 1, activations of `dtype` (F32/F16/BF16) and width `hidden`, and the
+ * matching payload_bytes. Everything else (route, request, sampling) is kept. Returns 0, or
+ * HX_EPROTO if h is not a forward message, is already at its last hop (the last hop sends a
+ * TOKEN instead), or the result would be invalid; h is unchanged on failure.
+ */
+int proto_header_advance(struct proto_header *h, int dtype, uint32_t hidden, struct hx_diag *diag);
+
 /* Validate h and write it into out (exactly PROTO_HEADER_BYTES). 0 or HX_EPROTO. */
 int proto_header_encode(const struct proto_header *h, uint8_t out[PROTO_HEADER_BYTES],
                         struct hx_diag *diag);

@@ -745,3 +745,30 @@ TEST(runtime_proto_random_mutations_never_crash)
     ASSERT(accepted > 0); /* some flips hit free fields (seed, send time) */
     ASSERT(accepted < 30000);
 }
+
+TEST(runtime_proto_header_advance_along_route)
+{
+    struct proto_header h = prefill_tokens(); /* hop 0 receives 5 token ids */
+    struct hx_diag d = {0};
+    ASSERT_OK_DIAG(proto_header_advance(&h, PROTO_DTYPE_F16, 288, &d), &d);
+    ASSERT_EQ(h.cur_hop, 1);
+    ASSERT_EQ(h.dtype, PROTO_DTYPE_F16);
+    ASSERT_EQ(h.hidden, 288);
+    ASSERT_EQ(h.payload_bytes, 5ull * 288 * 2);
+    ASSERT_EQ(h.request_id, 0x0102030405060708ull); /* kept */
+    ASSERT_OK(proto_header_check(&h, NULL));
+    ASSERT_OK(proto_header_advance(&h, PROTO_DTYPE_F32, 288, NULL));
+    ASSERT_EQ(h.cur_hop, 2);
+    ASSERT_EQ(h.payload_bytes, 5ull * 288 * 4);
+    struct proto_header before = h;
+    ASSERT_ERR(proto_header_advance(&h, PROTO_DTYPE_F32, 288, &d), HX_EPROTO);
+    ASSERT_CONTAINS(d.msg, "last of 3");
+    assert_header_eq(&before, &h); /* unchanged on failure */
+    h = prefill_tokens();
+    ASSERT_ERR(proto_header_advance(&h, PROTO_DTYPE_I32, 288, NULL), HX_EPROTO);
+    ASSERT_ERR(proto_header_advance(&h, PROTO_DTYPE_F32, 0, NULL), HX_EPROTO);
+    ASSERT_EQ(h.cur_hop, 0);
+    struct proto_header c;
+    proto_header_init(&c, PROTO_TYPE_TOKEN);
+    ASSERT_ERR(proto_header_advance(&c, PROTO_DTYPE_F32, 8, NULL), HX_EPROTO);
+}
