@@ -358,9 +358,9 @@ struct link {
     double avail;
     double lat;
     int n_sending;
-    uint64_t stamp; /* claimed in the transmission call with this id */
-    int pos;        /* position in the sender's out list */
-    ivec fifo;      /* swarm: requests waiting for this link */
+    int pos;                   /* position in the sender's out list */
+    ivec fifo;                 /* requests waiting for this link (swarm, max-flow) */
+    HX_VEC(uint64_t) fifo_seq; /* max-flow: arrival sequence of each waiting request */
     size_t fifo_head;
     double size; /* bytes per token on this link */
 };
@@ -390,7 +390,8 @@ struct sim {
     double *nic_in;
     double *out_avail;
     double *in_avail;
-    ivec *outbound; /* per endpoint (source, nodes) */
+    ivec *outbound; /* per endpoint (source, nodes); max-flow uses the link FIFOs instead */
+    uint64_t outbound_seq;
     ivec sink_queue;
     /* events */
     struct event *heap;
@@ -408,7 +409,6 @@ struct sim {
     struct tx *tx;
     int n_tx;
     int free_tx;
-    uint64_t tx_call;
     /* scheduling */
     struct sched *sched;
     struct sched_swarm *swarm;
@@ -600,50 +600,70 @@ static void remove_marked(struct sim *s, ivec *v)
 
 /* ---- transmission scheduling ------------------------------------------------------------- */
 
+/*
+ * Max-flow transmission (Helix GlobalFlowScheduler.schedule_transmission): walk the sender's
+ * outbound requests in arrival order; the first request bound for a link is sent if that link
+ * is not sending. Requests wait in per-link FIFOs tagged with their arrival sequence, so the
+ * walk is over the sender's links (O(links), not O(queued requests)); heads are sent in arrival
+ * order, as Helix creates the transmissions.
+ */
 static void tx_maxflow(struct sim *s, int e)
 {
-    ivec *ob = &s->outbound[e];
-    uint64_t call = ++s->tx_call;
-    int n_sched = 0;
-    for (size_t i = 0; i < ob->len; i++) {
-        struct query *q = &s->q[ob->data[i]];
-        const struct sched_stage *st = &q->route.stage[q->stage];
-        struct link *l = &s->links[st->link];
-        if (l->stamp == call) {
-            continue;
+    int n_cand = 0;
+    int *cand = s->scratch;
+    for (int k = s->out_start[e]; k < s->out_start[e + 1]; k++) {
+        int li = s->out_links[k];
+        struct link *l = &s->links[li];
+        if (l->n_sending == 0 && l->fifo_head < l->fifo.len) {
+            /* insertion by arrival sequence of the link's head (few links per node) */
+            uint64_t sq = l->fifo_seq.data[l->fifo_head];
+            int j = n_cand++;
+            while (j > 0 &&
+                   s->links[cand[j - 1]].fifo_seq.data[s->links[cand[j - 1]].fifo_head] > sq) {
+                cand[j] = cand[j - 1];
+                j--;
+            }
+            cand[j] = li;
         }
-        if (l->n_sending == 0) {
-            s->scratch[n_sched++] = ob->data[i];
-            q->in_batch = 1;
-        }
-        l->stamp = call;
     }
     int batched = !s->cfg->quirks.one_request_per_tx;
-    for (int j = 0; j < n_sched; j++) {
-        int qid = s->scratch[j];
-        struct query *q = &s->q[qid];
-        const struct sched_stage *st = &q->route.stage[q->stage];
+    for (int j = 0; j < n_cand; j++) {
+        int li = cand[j];
+        struct link *l = &s->links[li];
         int id = alloc_tx(s);
         struct tx *t = &s->tx[id];
-        t->link = st->link;
-        t->bw = floor(st->bandwidth);
-        hx_vec_push(&t->reqs, qid);
-        q->stage++;
-        if (batched) {
-            /* fix of §11.10: everything queued for this link goes along */
-            for (size_t i = 0; i < ob->len; i++) {
-                struct query *o = &s->q[ob->data[i]];
-                if (o->in_batch || o->route.stage[o->stage].link != t->link) {
-                    continue;
-                }
-                o->in_batch = 1;
-                o->stage++;
-                hx_vec_push(&t->reqs, ob->data[i]);
+        t->link = li;
+        size_t end = batched ? l->fifo.len : l->fifo_head + 1; /* fix of §11.10: all queued */
+        for (size_t i = l->fifo_head; i < end; i++) {
+            int qid = l->fifo.data[i];
+            struct query *q = &s->q[qid];
+            if (t->reqs.len == 0) {
+                t->bw = floor(q->route.stage[q->stage].bandwidth);
             }
+            q->stage++;
+            hx_vec_push(&t->reqs, qid);
+        }
+        l->fifo_head = end;
+        if (l->fifo_head == l->fifo.len) {
+            l->fifo.len = 0;
+            l->fifo_seq.len = 0;
+            l->fifo_head = 0;
         }
         start_tx(s, id);
     }
-    remove_marked(s, ob);
+}
+
+/* A request is ready to leave endpoint e (max-flow: into its next link's FIFO). */
+static void outbound_add(struct sim *s, int e, int qid)
+{
+    if (s->cfg->policy == SIM_POLICY_MAXFLOW) {
+        struct query *q = &s->q[qid];
+        struct link *l = &s->links[q->route.stage[q->stage].link];
+        hx_vec_push(&l->fifo, qid);
+        hx_vec_push(&l->fifo_seq, s->outbound_seq++);
+        return;
+    }
+    hx_vec_push(&s->outbound[e], qid);
 }
 
 /* Free out-links of endpoint e with their available bandwidth (baselines, §5.2). */
@@ -1025,7 +1045,7 @@ static void on_finish_exec(struct sim *s, int v)
             }
         }
         if (last) {
-            hx_vec_push(&s->outbound[v + 1], qid);
+            outbound_add(s, v + 1, qid);
         } else {
             hx_vec_push(&c->queues[c->cur + 1], qid);
         }
@@ -1170,7 +1190,7 @@ static void on_new_request(struct sim *s, int qid)
             sched_route_decode(s->sched, &q->route);
         }
     }
-    hx_vec_push(&s->outbound[0], qid);
+    outbound_add(s, 0, qid);
     push_event(s, s->now, EV_START_TX, 0);
 }
 
@@ -1358,6 +1378,7 @@ static void teardown(struct sim *s)
     xfree(s->nodes);
     for (int i = 0; s->links != NULL && i < s->n_links; i++) {
         hx_vec_free(&s->links[i].fifo);
+        hx_vec_free(&s->links[i].fifo_seq);
     }
     xfree(s->links);
     xfree(s->out_start);
