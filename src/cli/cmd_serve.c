@@ -193,7 +193,7 @@ static void usage(FILE *f)
             "  --names a,b,...       node names in cluster order\n"
             "  --sched S             maxflow (default), random or swarm\n"
             "  --wait-s N            give up if the workers are not all ready after N s (300)\n"
-            "  --dead-ms N           declare a silent worker dead after N ms (1000)\n");
+            "  --dead-ms N           declare a silent worker dead after N ms (3000)\n");
 }
 
 static void print_url(const char *url, void *user)
@@ -235,7 +235,7 @@ int cmd_serve(int argc, char **argv)
     const char *names = NULL;
     const char *sched = "maxflow";
     long wait_s = 300;
-    long dead_ms = 1000;
+    long dead_ms = 3000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

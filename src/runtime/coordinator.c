@@ -38,7 +38,8 @@
 #include "sched/sched.h"
 
 #define COORD_KV_BLOCK ENG_KV_BLOCK
-#define COORD_RETRY_MAX 4
+#define COORD_RETRY_MAX 8
+#define COORD_RETRY_DELAY_US 300000
 
 enum node_state {
     NODE_WAITING = 0, /* never registered */
@@ -69,7 +70,8 @@ struct cnode {
     uint64_t steps;  /* forward messages through this node */
     uint64_t joins;
     int64_t last_reject_us;
-    double rate_tokens; /* tokens/s over the last window */
+    int64_t last_seen_us; /* last message from this worker */
+    double rate_tokens;   /* tokens/s over the last window */
     uint64_t win_tokens;
 };
 
@@ -683,6 +685,23 @@ static int req_send_forward(struct coord *c, struct creq *r, int prefill)
     return 0;
 }
 
+static void node_down(struct coord *c, int i, const char *why);
+
+/*
+ * Sending r's next message to its first hop failed. HX_ECLOSED from the ROUTER means the
+ * worker's connection is gone (ROUTER_MANDATORY): it is dead now, no need to wait for
+ * heartbeats; node_down re-routes r with the others. Anything else: retry shortly.
+ */
+static void forward_failed(struct coord *c, struct creq *r, int rc)
+{
+    if (rc == HX_ECLOSED) {
+        node_down(c, r->hops[0].node, "connection closed");
+    }
+    if (r->state == REQ_RUNNING) {
+        req_requeue(c, r, COORD_RETRY_DELAY_US);
+    }
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 static int node_fits(const struct coord *c, int node, long blocks)
@@ -870,8 +889,9 @@ static void admit(struct coord *c)
         }
         r->wire_id = ++c->next_wire;
         r->state = REQ_RUNNING;
-        if (req_send_forward(c, r, 1) != 0) {
-            req_requeue(c, r, (int64_t)c->o.dead_ms * 1000 + 100000);
+        int frc = req_send_forward(c, r, 1);
+        if (frc != 0) {
+            forward_failed(c, r, frc);
             if (r->attempts > COORD_RETRY_MAX) {
                 req_fail(c, i, HX_ECLOSED, "route unreachable after retries");
                 i--;
@@ -941,6 +961,7 @@ static void handle_register(struct coord *c, struct xport_msg *m)
     n->state = NODE_LOADING;
     n->joins++;
     xport_live_seen(c->live, n->spec.name, hx_clock_now_us());
+    n->last_seen_us = hx_clock_now_us();
     proto_header_init(&h, PROTO_TYPE_REGISTER_ACK);
     union proto_body b;
     memset(&b, 0, sizeof(b));
@@ -1061,8 +1082,9 @@ static void handle_token(struct coord *c, const struct xport_msg *m)
         req_done(c, idx, "length");
         return;
     }
-    if (req_send_forward(c, r, 0) != 0) {
-        req_requeue(c, r, (int64_t)c->o.dead_ms * 1000 + 100000);
+    int frc = req_send_forward(c, r, 0);
+    if (frc != 0) {
+        forward_failed(c, r, frc);
     }
 }
 
@@ -1085,9 +1107,21 @@ static void handle_error(struct coord *c, const struct xport_msg *m)
     if ((e->code == HX_ECLOSED || e->code == HX_ETIMEDOUT || e->code == HX_EFULL) &&
         r->attempts < COORD_RETRY_MAX) {
         log_info("coordinator: request %llu: %s; retrying", (unsigned long long)r->id, e->message);
-        /* an unreachable hop is declared dead within dead_ms; retry after that */
-        int64_t delay = e->code == HX_EFULL ? 50000 : (int64_t)c->o.dead_ms * 1000 + 100000;
-        req_requeue(c, r, delay);
+        if (e->code != HX_EFULL) {
+            /* the hop after the sender is unreachable: if it has also gone quiet, it is dead */
+            int from = node_by_name(c, m->peer);
+            for (int k = 0; k + 1 < r->n_hops; k++) {
+                int next = r->hops[k + 1].node;
+                if (r->hops[k].node == from && hx_clock_now_us() - c->nodes[next].last_seen_us >
+                                                   2 * (int64_t)c->o.heartbeat_ms * 1000) {
+                    node_down(c, next, "unreachable from its predecessor and silent");
+                    break;
+                }
+            }
+        }
+        if (r->state == REQ_RUNNING) {
+            req_requeue(c, r, e->code == HX_EFULL ? 50000 : COORD_RETRY_DELAY_US);
+        }
         return;
     }
     req_fail(c, idx, e->code, e->message);
@@ -1120,6 +1154,7 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
         return;
     }
     xport_live_seen(c->live, m->peer, hx_clock_now_us());
+    c->nodes[i].last_seen_us = hx_clock_now_us();
     switch (m->hdr.type) {
     case PROTO_TYPE_READY:
         handle_ready(c, i, &m->body.ready);
@@ -1280,10 +1315,35 @@ static void reap(struct coord *c)
     }
 }
 
+/*
+ * Heartbeat every registered worker. Besides telling workers we are alive, this detects a
+ * worker whose process died at once: the ROUTER (ROUTER_MANDATORY) refuses to send to a
+ * peer whose connection is gone, long before its heartbeats are overdue.
+ */
+static void ping_workers(struct coord *c)
+{
+    for (int i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].state != NODE_READY && c->nodes[i].state != NODE_LOADING) {
+            continue;
+        }
+        struct proto_header h;
+        proto_header_init(&h, PROTO_TYPE_HEARTBEAT);
+        union proto_body b;
+        memset(&b, 0, sizeof(b));
+        b.heartbeat.time_us = hx_clock_now_us();
+        h.send_time_us = b.heartbeat.time_us;
+        struct hx_diag d;
+        if (xport_send_body(c->ctrl, c->nodes[i].spec.name, &h, &b, &d) == HX_ECLOSED) {
+            node_down(c, i, "connection closed");
+        }
+    }
+}
+
 static void *loop_main(void *arg)
 {
     struct coord *c = arg;
     int64_t last_metrics = 0;
+    int64_t last_ping = 0;
     for (;;) {
         pthread_mutex_lock(&c->mu);
         int stop = c->stopping;
@@ -1316,8 +1376,13 @@ static void *loop_main(void *arg)
             }
         }
         reap(c);
-        admit(c);
         int64_t now = hx_clock_now_us();
+        if (now - last_ping >= (int64_t)c->o.heartbeat_ms * 1000) {
+            ping_workers(c);
+            last_ping = now;
+        }
+        admit(c);
+        now = hx_clock_now_us();
         if (now - last_metrics > 250000) {
             metrics_render(c);
             last_metrics = now;
@@ -1438,7 +1503,7 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
     struct coord *c = xcalloc(1, sizeof(*c));
     c->o = *o;
     c->o.heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 200;
-    c->o.dead_ms = o->dead_ms > 0 ? o->dead_ms : 1000;
+    c->o.dead_ms = o->dead_ms > 0 ? o->dead_ms : 3000;
     c->o.max_queue = o->max_queue > 0 ? o->max_queue : 1024;
     c->model_dir = xstrdup(o->model_dir);
     c->token = xstrdup(o->token);

@@ -80,7 +80,7 @@ struct coord_opts {
     enum coord_sched sched;
     uint64_t seed;    /* for the random scheduler */
     int heartbeat_ms; /* worker heartbeat period (0: 200) */
-    int dead_ms;      /* declared dead after this long unheard (0: 1000) */
+    int dead_ms;      /* declared dead after this long unheard (0: 3000) */
     int max_queue;    /* requests waiting for admission before submit fails (0: 1024) */
 };
 

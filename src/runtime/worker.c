@@ -65,6 +65,9 @@ struct worker {
     int max_tokens;
     float *act_out;
     float *logits;
+    /* aligned copies of the step's inputs (ZeroMQ payloads need not be 4-byte aligned) */
+    int32_t *tok_in;
+    float *act_in;
     struct eng_seq_step *steps;
     /* sequences alive here */
     struct wseq seqs[RT_MAX_SEQS];
@@ -243,7 +246,9 @@ static int load_assignment(struct worker *w, const struct proto_assign *a, struc
     w->act_out = hx_calloc((size_t)w->max_tokens * (size_t)w->hidden, sizeof(float));
     w->logits = hx_calloc((size_t)RT_MAX_SEQS * (size_t)w->vocab, sizeof(float));
     w->steps = xcalloc(RT_MAX_SEQS, sizeof(*w->steps));
-    if (!w->act_out || !w->logits) {
+    w->tok_in = hx_calloc((size_t)w->max_tokens, sizeof(int32_t));
+    w->act_in = hx_calloc((size_t)w->max_tokens * (size_t)w->hidden, sizeof(float));
+    if (!w->act_out || !w->logits || !w->tok_in || !w->act_in) {
         return hx_diag_set(diag, HX_ENOMEM, "worker scratch buffers");
     }
     w->assigned = 1;
@@ -415,8 +420,11 @@ static void deliver(struct worker *w, const struct xport_msg *m, const float *ac
     }
 }
 
-/* Prepare message m as a step entry (adds the sequence for a PREFILL). 0 or error. */
-static int prepare(struct worker *w, const struct xport_msg *m, struct eng_seq_step *st,
+/*
+ * Prepare message m as a step entry (adds the sequence for a PREFILL), its input copied to
+ * the staging buffers at token offset `off`. 0 or error.
+ */
+static int prepare(struct worker *w, const struct xport_msg *m, int off, struct eng_seq_step *st,
                    struct hx_diag *d)
 {
     const struct proto_header *h = &m->hdr;
@@ -457,8 +465,16 @@ static int prepare(struct worker *w, const struct xport_msg *m, struct eng_seq_s
     st->seq_id = (int64_t)h->request_id;
     st->pos = (int)h->position;
     st->n_tokens = (int)h->n_tokens;
-    st->tokens = w->first ? (const int32_t *)m->payload : NULL;
-    st->act_in = w->first ? NULL : (const float *)m->payload;
+    if (w->first) {
+        memcpy(w->tok_in + off, m->payload, (size_t)h->n_tokens * sizeof(int32_t));
+        st->tokens = w->tok_in + off;
+        st->act_in = NULL;
+    } else {
+        memcpy(w->act_in + (size_t)off * (size_t)w->hidden, m->payload,
+               (size_t)h->n_tokens * (size_t)w->hidden * sizeof(float));
+        st->tokens = NULL;
+        st->act_in = w->act_in + (size_t)off * (size_t)w->hidden;
+    }
     return 0;
 }
 
@@ -506,7 +522,7 @@ static void step_pending(struct worker *w)
             continue;
         }
         struct hx_diag d;
-        if (prepare(w, m, &w->steps[n], &d) != 0) {
+        if (prepare(w, m, tokens, &w->steps[n], &d) != 0) {
             send_error(w, m->hdr.request_id, m->hdr.seq, d.code, d.msg);
             xport_msg_release(m);
         } else {
@@ -577,6 +593,8 @@ static void worker_release(struct worker *w)
     eng_backend_free(w->be);
     xfree(w->act_out);
     xfree(w->logits);
+    xfree(w->tok_in);
+    xfree(w->act_in);
     xfree(w->steps);
     xport_free(w->data);
     xport_free(w->ctrl);

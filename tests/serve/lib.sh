@@ -14,7 +14,13 @@ WORK=$(mktemp -d)
 : > "$WORK/pids"
 
 skip() { echo "$*"; exit 77; }
-fail() { echo "FAIL: $*"; [ -f "$WORK/serve.log" ] && tail -40 "$WORK/serve.log"; exit 1; }
+fail() {
+    echo "FAIL: $*"
+    for f in "$WORK"/serve.log "$WORK"/worker.*.log; do
+        [ -f "$f" ] && { echo "--- $f"; grep -v 'dropped malformed' "$f" | tail -25; }
+    done
+    exit 1
+}
 
 cleanup() {
     for p in $(cat "$WORK/pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
@@ -72,7 +78,7 @@ serve_start() {
     COORD=tcp://127.0.0.1:$WPORT
     HX_LOG=${HX_LOG:-info} "$HELIX" serve --cluster "$WORK/cluster.ini" --plan "$WORK/plan" \
         --model "$MODEL" --listen 127.0.0.1:$HTTP_PORT --workers "$COORD" --names "$names" \
-        --sched "$sched" --dead-ms 1000 ${SERVE_EXTRA:-} >> "$WORK/serve.log" 2>&1 &
+        --sched "$sched" --dead-ms 3000 ${SERVE_EXTRA:-} >> "$WORK/serve.log" 2>&1 &
     echo $! >> "$WORK/pids"
     SERVE_PID=$!
     for spec in "$@"; do worker_start "${spec%%:*}"; done
