@@ -34,6 +34,16 @@ grep -v wall_seconds "$tmp/a.json" >"$tmp/a2"
 grep -v wall_seconds "$tmp/b.json" >"$tmp/b2"
 cmp -s "$tmp/a2" "$tmp/b2" || fail "seeded runs differ"
 
+# --plan DIR reads DIR/simulator_cluster.ini and DIR/placement.ini (helix plan's output)
+mkdir -p "$tmp/plan"
+cp $SC "$tmp/plan/simulator_cluster.ini"
+cp $LAY "$tmp/plan/placement.ini"
+"$HELIX" simulate -q --model llama2_70b --plan "$tmp/plan" --mode online --rate 500 \
+    --duration 60 >"$tmp/plan.out" || fail "--plan exited $?"
+grep -v events "$tmp/plan.out" >"$tmp/p1"
+echo "$out" | grep -v events >"$tmp/p2"
+cmp -s "$tmp/p1" "$tmp/p2" || fail "--plan differs from --sim-cluster/--layout"
+
 if command -v gnuplot >/dev/null 2>&1; then
     "$HELIX" simulate -q --model llama2_70b --sim-cluster $SC --layout $LAY --mode online \
         --rate 300 --duration 30 --plot "$tmp/plots" >/dev/null || fail "plot run"
