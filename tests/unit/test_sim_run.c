@@ -282,3 +282,103 @@ TEST(sim_fidelity_single24_offline)
     sim_result_release(&r);
     fx_free(&f);
 }
+
+/*
+ * Timing model, by hand: a 2-layer model on two A100 nodes in parallel, each holding both
+ * layers, behind a coordinator whose outbound NIC (1 MB/s) is shared by the two source links.
+ * The flow splits evenly, so each source hop gets half the NIC (5e5 B/s, §5.1 step 5); sink
+ * hops get min(link 1e9, node NIC, half the sink NIC 1e10). The first offline query (194, 96)
+ * runs alone: its prompt and first decode latencies follow §6.2-§6.3 exactly.
+ */
+static const char TINY_MODEL[] =
+    "[model]\nname = tiny\nnum_layers = 2\nlayer_bytes = 1.53e9\ntoken_bytes = 2\n"
+    "activation_bytes = 16384\nhidden_size = 8192\nnum_heads = 64\nnum_kv_heads = 8\n"
+    "ffn_size = 28672\n\n[throughput_model]\ntypical_layers = A100 2\n"
+    "typical_layers_large = A100 2\ninitial_perf = A100 80\navg_input_len = 750\n"
+    "avg_output_len = 240\nmax_input_len = 2048\nkv_block_size = 16\n"
+    "decode_per_token_max_context = 1000\nkv_cache_hwm = 0.3\niterations = 10\n\n"
+    "[gpu A100]\nmax_layers = 2\nkv_blocks = 498326 236107\nprompt_max_requests = 3 3\n"
+    "decode_max_tokens = 480 480\n"
+    "prompt_profile = profiles/llama2_70b/a100/prompt_bs2time.csv\n"
+    "decode_profile = profiles/llama2_70b/a100/decode_bs2time.csv\n";
+
+static const char TINY_CLUSTER[] =
+    "[Coordinator]\ninbound_nic_speed=10000.0 * mbps\noutbound_nic_speed=1.0 * mbps\n\n"
+    "[MachineTypes]\ntypes=['A100']\n\n[ComputeNodes]\nnames=['compute_node_2', "
+    "'compute_node_3']\n\n"
+    "[compute_node_2]\nvram_size=40000.0 * MB\ninbound_nic_speed=10000.0 * mbps\n"
+    "outbound_nic_speed=10000.0 * mbps\ndisk_speed=1000.0 * mbps\nmachine_type=\"A100\"\n"
+    "kv_cache_capacity=7555424\nactivation_backup_capacity=0\n\n"
+    "[compute_node_3]\nvram_size=40000.0 * MB\ninbound_nic_speed=10000.0 * mbps\n"
+    "outbound_nic_speed=10000.0 * mbps\ndisk_speed=1000.0 * mbps\nmachine_type=\"A100\"\n"
+    "kv_cache_capacity=7555424\nactivation_backup_capacity=0\n\n"
+    "[Links]\nnames=['link_source_compute_node_2', 'link_source_compute_node_3', "
+    "'link_compute_node_2_sink', 'link_compute_node_3_sink']\n\n"
+    "[link_source_compute_node_2]\nin=source\nout=compute_node_2\nlatency=1.0 * MilliSec\n"
+    "bandwidth=1000.0 * mbps\n\n"
+    "[link_source_compute_node_3]\nin=source\nout=compute_node_3\nlatency=1.0 * MilliSec\n"
+    "bandwidth=1000.0 * mbps\n\n"
+    "[link_compute_node_2_sink]\nin=compute_node_2\nout=sink\nlatency=1.0 * MilliSec\n"
+    "bandwidth=1000.0 * mbps\n\n"
+    "[link_compute_node_3_sink]\nin=compute_node_3\nout=sink\nlatency=1.0 * MilliSec\n"
+    "bandwidth=1000.0 * mbps\n";
+
+TEST(sim_timing_by_hand)
+{
+    struct hx_diag d = {0};
+    struct model_profile *m = NULL;
+    struct sim_cluster *sc = NULL;
+    struct layout *l = NULL;
+    struct model_throughput *tp = NULL;
+    struct sim_trace_data td = {0};
+    ASSERT_OK_DIAG(model_profile_parse_string(TINY_MODEL, "tiny.ini", "data/models", &m, &d), &d);
+    ASSERT_OK_DIAG(sim_cluster_parse_string(TINY_CLUSTER, "tiny_sc.ini", &sc, &d), &d);
+    ASSERT_OK_DIAG(sim_layout_derive(m, sc, &l, &d), &d);
+    ASSERT_EQ(l->nodes[0].n_layers, 2);
+    int counts[1] = {2};
+    ASSERT_OK_DIAG(model_throughput_new(m, counts, &tp, &d), &d);
+    ASSERT_OK_DIAG(sim_trace_data_load("data/traces", "azure_conv", &td, &d), &d);
+    const struct model_gpu *g = &m->gpus[0];
+    for (int fid = 0; fid < 2; fid++) {
+        struct sim_config c;
+        sim_config_defaults(&c, SIM_MODE_OFFLINE, SIM_POLICY_MAXFLOW);
+        sim_quirks_set(&c.quirks, fid ? SIM_FIDELITY_DEFAULT : SIM_FIDELITY_HELIX);
+        c.model = m;
+        c.tp = tp;
+        c.cluster = sc;
+        c.layout = l;
+        c.trace_data = &td;
+        c.initial_queries = 2;
+        c.warmup_s = 0;
+        c.measure_s = 3;
+        struct sim_result r;
+        ASSERT_OK_DIAG(sim_run(&c, &r, &d), &d);
+        assert_invariants(&r);
+        ASSERT_DBL_NEAR(r.start_s, 5.0, 0); /* ceil(2 * 1.53) + 1 */
+        double pt = 0;
+        double dt = 0;
+        ASSERT_OK(model_prompt_time(g, 194, &pt));
+        ASSERT_OK(model_decode_time(g, 1, &dt));
+        if (!fid) {
+            dt *= 2; /* §11.4: one decode token in the batch */
+        }
+        /* the first query's input comes from the source: Helix charges activation bytes */
+        double per_tok_in = fid ? 2.0 : 16384.0;
+        double up = 5e5;   /* half of the 1 MB/s coordinator NIC */
+        double down = 1e9; /* sink hop: link-bound */
+        double overhead_p = 194 * per_tok_in / 4e9 + 194 * per_tok_in / 5e9;
+        double want_p = 388 / up + 0.001 + (pt + overhead_p) + pt + 388 / down + 0.001;
+        ASSERT(r.n_prompt >= 1);
+        ASSERT_DBL_NEAR(r.prompt_samples[0].latency, want_p, 1e-9);
+        double overhead_d = per_tok_in / 4e9 + per_tok_in / 5e9;
+        double want_d = 2 / up + 0.001 + (dt + overhead_d) + dt + 2 / down + 0.001;
+        ASSERT(r.n_decode >= 1);
+        ASSERT_DBL_NEAR(r.decode_samples[0].latency, want_d, 1e-9);
+        sim_result_release(&r);
+    }
+    sim_trace_data_release(&td);
+    model_throughput_free(tp);
+    layout_free(l);
+    sim_cluster_free(sc);
+    model_profile_free(m);
+}
