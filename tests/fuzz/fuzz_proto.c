@@ -50,6 +50,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcmp(again, data, PROTO_HEADER_BYTES) != 0) {
                 abort();
             }
+            /* Advancing a valid forward header yields a valid header or fails cleanly. */
+            struct proto_header next = h;
+            uint32_t hidden = 1u + (uint32_t)(h.seed % 8192);
+            if (proto_header_advance(&next, PROTO_DTYPE_F16, hidden, NULL) == HX_OK &&
+                (proto_header_check(&next, NULL) != HX_OK || next.cur_hop != h.cur_hop + 1)) {
+                abort();
+            }
             if (proto_type_has_body(h.type)) {
                 check_body_reencodes(h.type, &b, data + hl, size - hl);
                 proto_body_release(h.type, &b);
