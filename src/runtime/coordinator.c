@@ -451,10 +451,14 @@ static void send_release(struct coord *c, int node, uint64_t wire_id)
         return;
     }
     struct proto_header h;
-    proto_header_init(&h, PROTO_TYPE_RELEASE);
+    proto_header_init(&h, PROTO_TYPE_RELEASE); /* no body: dtype NONE, empty payload */
     h.request_id = wire_id;
+    h.send_time_us = hx_clock_now_us();
     struct hx_diag d;
-    xport_send_body(c->ctrl, c->nodes[node].spec.name, &h, NULL, &d);
+    if (xport_send(c->ctrl, c->nodes[node].spec.name, &h, NULL, 0, NULL, NULL, &d) != 0) {
+        log_warn("coordinator: RELEASE of %llu to %s failed: %s", (unsigned long long)wire_id,
+                 c->nodes[node].spec.name, d.msg);
+    }
 }
 
 static void send_assign(struct coord *c, int node)

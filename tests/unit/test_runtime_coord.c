@@ -190,11 +190,24 @@ TEST(runtime_coord_pipeline_matches_generate)
         xfree(want);
         coord_stream_free(s[i]);
     }
+    /* every finished request's KV was released on every worker (heartbeats report it) */
+    const char *zero[3] = {"helix_node_kv_used_bytes{node=\"a\"} 0\n",
+                           "helix_node_kv_used_bytes{node=\"b\"} 0\n",
+                           "helix_node_kv_used_bytes{node=\"c\"} 0\n"};
     struct strbuf m;
     strbuf_init(&m);
-
-    coord_metrics(c, &m);
-    ASSERT(m.len > 0 && strstr(m.buf, "helix_node_up{node=\"b\",state=\"ready\"} 1"));
+    for (int tries = 0; tries < 50; tries++) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        strbuf_reset(&m);
+        coord_metrics(c, &m);
+        if (strstr(m.buf, zero[0]) && strstr(m.buf, zero[1]) && strstr(m.buf, zero[2])) {
+            break;
+        }
+    }
+    ASSERT_MSG(strstr(m.buf, zero[0]) && strstr(m.buf, zero[1]) && strstr(m.buf, zero[2]),
+               "KV not released:\n%s", m.buf);
+    ASSERT(strstr(m.buf, "helix_node_up{node=\"b\",state=\"ready\"} 1"));
     strbuf_release(&m);
     coord_free(c);
     for (int i = 0; i < 3; i++) {

@@ -1,0 +1,255 @@
+/*
+ * bench_serve.c - the serving runtime under a Poisson load: one coordinator and three workers
+ * (threads of this process, real ZeroMQ over 127.0.0.1) on a heterogeneous placement - "full"
+ * holds all 6 layers of the bundled model, "p1" -> "p2" is a two-stage pipeline - driven by
+ * the same seeded arrival sequence once per scheduler (maxflow, swarm, random). Prints
+ * throughput (generated tokens/s), time to first token and time per output token (p50/p95)
+ * for each, and every figure as a ratio to maxflow's.
+ *
+ * Usage: bench_serve [--rate R req/s (default 6)] [--seconds S per scheduler (default 6)]
+ *                    [--tokens N per request (default 32)]
+ * Output lines are "key value" pairs, machine-readable.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "runtime/runtime.h"
+
+#define MODEL "models/kjv-llama-6m"
+#define MAX_REQ 4096
+
+struct wthread {
+    pthread_t t;
+    struct worker_opts o;
+    char name[RT_NAME_MAX + 1];
+    volatile int stop;
+    struct hx_diag d;
+};
+
+static void *wmain(void *arg)
+{
+    struct wthread *w = arg;
+    worker_run(&w->o, &w->d);
+    return NULL;
+}
+
+struct req {
+    double t_submit;
+    double t_first;
+    double t_done;
+    int n_tokens;
+    int ok;
+    struct coord_stream *s;
+};
+
+struct result {
+    double tput;
+    double ttft50, ttft95, tpot50, tpot95;
+    int done;
+    int failed;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p)
+{
+    if (n == 0) {
+        return NAN;
+    }
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    int i = (int)ceil(p * n) - 1;
+    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
+}
+
+static uint64_t rng_state;
+
+static double uniform01(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static int run_one(enum coord_sched sched, double rate, double seconds, int tokens,
+                   struct result *res)
+{
+    static const char *prompts[] = {
+        "In the beginning",     "And God said", "The LORD is my shepherd",
+        "Blessed are the meek", "Jesus wept.",  "And it came to pass"};
+    struct coord_node_spec nodes[3] = {
+        {"full", 0, 6, 1.0 / 6}, {"p1", 0, 3, 1.0 / 3}, {"p2", 3, 6, 1.0 / 3}};
+    struct coord_opts o;
+    memset(&o, 0, sizeof(o));
+    o.model_dir = MODEL;
+    o.workers = "tcp://127.0.0.1:*";
+    o.token = "bench";
+    o.n_nodes = 3;
+    o.nodes = nodes;
+    o.sched = sched;
+    o.seed = 1;
+    struct coord *c = NULL;
+    struct hx_diag d;
+    if (coord_new(&o, &c, &d) != 0 || coord_start(c, &d) != 0) {
+        fprintf(stderr, "bench_serve: %s\n", d.msg);
+        coord_free(c);
+        return 1;
+    }
+    struct wthread w[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        memcpy(w[i].name, nodes[i].name, sizeof(w[i].name));
+        w[i].o.coordinator = coord_endpoint(c);
+        w[i].o.name = w[i].name;
+        w[i].o.token = "bench";
+        w[i].o.threads = 1;
+        w[i].o.kv_bytes = 16u << 20;
+        w[i].o.stop = &w[i].stop;
+        pthread_create(&w[i].t, NULL, wmain, &w[i]);
+    }
+    if (coord_wait_ready(c, 30000, &d) != 0) {
+        fprintf(stderr, "bench_serve: %s\n", d.msg);
+        return 1;
+    }
+    rng_state = 42; /* the same arrivals for every scheduler */
+    struct req *rq = xcalloc(MAX_REQ, sizeof(*rq));
+    int n = 0;
+    double t0 = hx_clock_now();
+    double next = t0 - log(uniform01()) / rate;
+    int open = 0;
+    for (;;) {
+        double now = hx_clock_now();
+        while (now >= next && now - t0 < seconds && n < MAX_REQ) {
+            struct coord_request q;
+            memset(&q, 0, sizeof(q));
+            q.prompt = prompts[n % 6];
+            q.prompt_len = strlen(q.prompt);
+            q.max_tokens = tokens;
+            q.top_p = 1;
+            q.ignore_eos = 1;
+            rq[n].t_submit = next;
+            if (coord_submit(c, &q, &rq[n].s, &d) == 0) {
+                open++;
+            }
+            n++;
+            next += -log(uniform01()) / rate;
+        }
+        for (int i = 0; i < n; i++) {
+            struct coord_event ev;
+            while (rq[i].s && coord_stream_next(rq[i].s, 0, &ev) == 0) {
+                double t = hx_clock_now();
+                if (ev.type == COORD_EVENT_TEXT) {
+                    if (rq[i].t_first == 0) {
+                        rq[i].t_first = t;
+                    }
+                    continue;
+                }
+                rq[i].t_done = t;
+                rq[i].ok = ev.type == COORD_EVENT_DONE;
+                rq[i].n_tokens = ev.completion_tokens;
+                coord_stream_free(rq[i].s);
+                rq[i].s = NULL;
+                open--;
+                break;
+            }
+        }
+        if (hx_clock_now() - t0 >= seconds && open == 0) {
+            break;
+        }
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    double t_end = 0;
+    double *ttft = xcalloc((size_t)n + 1, sizeof(double));
+    double *tpot = xcalloc((size_t)n + 1, sizeof(double));
+    int nt = 0;
+    long gen = 0;
+    memset(res, 0, sizeof(*res));
+    for (int i = 0; i < n; i++) {
+        if (!rq[i].ok) {
+            res->failed++;
+            continue;
+        }
+        res->done++;
+        gen += rq[i].n_tokens;
+        t_end = rq[i].t_done > t_end ? rq[i].t_done : t_end;
+        double first = rq[i].t_first > 0 ? rq[i].t_first : rq[i].t_done;
+        ttft[nt] = first - rq[i].t_submit;
+        tpot[nt] = rq[i].n_tokens > 1 ? (rq[i].t_done - first) / (rq[i].n_tokens - 1) : 0;
+        nt++;
+    }
+    res->tput = t_end > t0 ? (double)gen / (t_end - t0) : 0;
+    res->ttft50 = pct(ttft, nt, 0.5);
+    res->ttft95 = pct(ttft, nt, 0.95);
+    res->tpot50 = pct(tpot, nt, 0.5);
+    res->tpot95 = pct(tpot, nt, 0.95);
+    xfree(ttft);
+    xfree(tpot);
+    xfree(rq);
+    coord_free(c);
+    for (int i = 0; i < 3; i++) {
+        w[i].stop = 1;
+        pthread_join(w[i].t, NULL);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    double rate = 6;
+    double seconds = 6;
+    int tokens = 32;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--rate") == 0) {
+            rate = strtod(argv[i + 1], NULL);
+        } else if (strcmp(argv[i], "--seconds") == 0) {
+            seconds = strtod(argv[i + 1], NULL);
+        } else if (strcmp(argv[i], "--tokens") == 0) {
+            tokens = (int)strtol(argv[i + 1], NULL, 10);
+        }
+    }
+    if (!(rate > 0) || !(seconds > 0) || tokens < 2) {
+        fprintf(stderr, "usage: bench_serve [--rate R] [--seconds S] [--tokens N >= 2]\n");
+        return 2;
+    }
+    log_set_level(LOG_LEVEL_WARN);
+    const enum coord_sched scheds[3] = {COORD_SCHED_MAXFLOW, COORD_SCHED_SWARM, COORD_SCHED_RANDOM};
+    struct result r[3];
+    printf("placement full[0,6) p1[0,3)->p2[3,6), 1 thread each; poisson %.3g req/s for %.3g s, "
+           "%d tokens each\n",
+           rate, seconds, tokens);
+    for (int k = 0; k < 3; k++) {
+        if (run_one(scheds[k], rate, seconds, tokens, &r[k]) != 0) {
+            return 1;
+        }
+        const char *nm = coord_sched_name(scheds[k]);
+        printf("%s_requests_done %d\n%s_requests_failed %d\n", nm, r[k].done, nm, r[k].failed);
+        printf("%s_tokens_per_second %.2f\n", nm, r[k].tput);
+        printf("%s_ttft_p50_ms %.2f\n%s_ttft_p95_ms %.2f\n", nm, r[k].ttft50 * 1e3, nm,
+               r[k].ttft95 * 1e3);
+        printf("%s_tpot_p50_ms %.2f\n%s_tpot_p95_ms %.2f\n", nm, r[k].tpot50 * 1e3, nm,
+               r[k].tpot95 * 1e3);
+        fflush(stdout);
+    }
+    for (int k = 1; k < 3; k++) {
+        const char *nm = coord_sched_name(scheds[k]);
+        printf("ratio_throughput_maxflow_over_%s %.3f\n", nm, r[0].tput / r[k].tput);
+        printf("ratio_ttft_p50_%s_over_maxflow %.3f\n", nm, r[k].ttft50 / r[0].ttft50);
+        printf("ratio_ttft_p95_%s_over_maxflow %.3f\n", nm, r[k].ttft95 / r[0].ttft95);
+        printf("ratio_tpot_p50_%s_over_maxflow %.3f\n", nm, r[k].tpot50 / r[0].tpot50);
+        printf("ratio_tpot_p95_%s_over_maxflow %.3f\n", nm, r[k].tpot95 / r[0].tpot95);
+    }
+    return 0;
+}
