@@ -71,7 +71,7 @@ struct api_error {
  * Unknown fields are ignored; known but unsupported ones (n != 1, best_of, echo, logprobs,
  * suffix, tools, multiple prompts, token-id prompts, non-text content parts) are a 400.
  * Returns 0 with *out filled, or HX_EPARSE / HX_EINVAL / HX_ENOTSUP with *err filled (status
- * 400) and *out empty. Pure and thread-safe (the fuzz target).
+ * 400), or HX_ENOMEM (status 500), and *out empty. Pure and thread-safe (the fuzz target).
  */
 int api_request_parse(enum api_kind kind, const char *body, size_t len, struct api_request *out,
                       struct api_error *err);

@@ -73,8 +73,11 @@ struct api_server {
 /* Per-request state, from the first access-handler call to MHD's completion notice. */
 struct conn {
     enum route route;
-    struct strbuf body;
+    char *body; /* request body (fallible allocation: bodies are client-controlled) */
+    size_t body_len;
+    size_t body_cap;
     int too_big;
+    int no_mem;
 };
 
 /* One generation, owned by the handler (non-streaming) or by the SSE response. */
@@ -321,7 +324,7 @@ static enum MHD_Result handle_generate(struct MHD_Connection *mc, struct api_ser
     enum api_kind kind = c->route == R_CHAT ? API_KIND_CHAT : API_KIND_COMPLETION;
     struct api_request req;
     struct api_error err;
-    if (api_request_parse(kind, c->body.buf, c->body.len, &req, &err) != HX_OK) {
+    if (api_request_parse(kind, c->body, c->body_len, &req, &err) != HX_OK) {
         return respond_error(mc, s, c->route, &err, NULL);
     }
     if (strcmp(req.model, s->model_id) != 0) {
@@ -574,22 +577,48 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
     struct conn *c = *con_cls;
     if (!c) {
         c = xcalloc(1, sizeof(*c));
-        strbuf_init(&c->body);
         c->route = route_of(url);
         *con_cls = c;
         return first_call(mc, s, c, method);
     }
     if (*upload_data_size) {
-        if (!c->too_big) {
-            if (c->body.len + *upload_data_size > s->max_body) {
+        size_t n = *upload_data_size;
+        if (!c->too_big && !c->no_mem) {
+            if (c->body_len + n > s->max_body) {
                 c->too_big = 1;
-                strbuf_release(&c->body);
             } else {
-                strbuf_add(&c->body, upload_data, *upload_data_size);
+                if (c->body_len + n > c->body_cap) {
+                    size_t cap = c->body_cap ? c->body_cap : 4096;
+                    while (cap < c->body_len + n) {
+                        cap *= 2;
+                    }
+                    char *nb = hx_realloc(c->body, cap);
+                    if (!nb) {
+                        c->no_mem = 1;
+                    } else {
+                        c->body = nb;
+                        c->body_cap = cap;
+                    }
+                }
+                if (!c->no_mem) {
+                    memcpy(c->body + c->body_len, upload_data, n);
+                    c->body_len += n;
+                }
+            }
+            if (c->too_big || c->no_mem) {
+                xfree(c->body);
+                c->body = NULL;
+                c->body_len = c->body_cap = 0;
             }
         }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (c->no_mem) {
+        struct api_error e;
+        api_error_set(&e, 500, "server_error", NULL, "internal_error",
+                      "out of memory reading the request body");
+        return respond_error(mc, s, c->route, &e, NULL);
     }
     if (c->too_big) {
         struct api_error e;
@@ -620,7 +649,7 @@ static void completed_cb(void *cls, struct MHD_Connection *mc, void **con_cls,
     (void)toe;
     struct conn *c = *con_cls;
     if (c) {
-        strbuf_release(&c->body);
+        xfree(c->body);
         xfree(c);
         *con_cls = NULL;
     }

@@ -384,7 +384,12 @@ int api_request_parse(enum api_kind kind, const char *body, size_t len, struct a
         BAD(HX_EPARSE, NULL, NULL, "the request body is not valid UTF-8 (byte %zu)", bad_at);
     }
     /* cJSON wants the terminator inside the length to reject trailing garbage. */
-    char *copy = xmalloc(len + 1);
+    char *copy = hx_malloc(len + 1); /* client-sized: fallible */
+    if (!copy) {
+        api_error_set(err, 500, "server_error", NULL, "internal_error",
+                      "out of memory parsing a request of %zu bytes", len);
+        return HX_ENOMEM;
+    }
     memcpy(copy, body, len);
     copy[len] = '\0';
     const char *end = NULL;

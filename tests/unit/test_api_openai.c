@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
+#include "base/alloc.h"
 #include "base/strbuf.h"
 #include "test.h"
 
@@ -360,4 +361,18 @@ TEST(api_gen_max_tokens_and_json)
     ASSERT(g.out.len >= n && strcmp(g.out.buf + g.out.len - n, "data: [DONE]\n\n") == 0);
     ASSERT(strstr(g.out.buf, "[DONE]") == g.out.buf + g.out.len - n + 6); /* exactly once */
     api_gen_release(&g);
+}
+
+TEST(api_parse_out_of_memory_is_an_error)
+{
+    struct api_request r;
+    struct api_error e;
+    hx_alloc_fail_nth(1); /* the body copy */
+    ASSERT_ERR(parse(API_KIND_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\"}", &r, &e), HX_ENOMEM);
+    hx_alloc_fail_nth(0);
+    ASSERT_EQ(e.status, 500);
+    ASSERT_CONTAINS(e.message, "out of memory");
+    ASSERT(r.model == NULL);
+    ASSERT_OK(parse(API_KIND_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\"}", &r, &e));
+    api_request_release(&r);
 }

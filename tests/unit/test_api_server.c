@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "base/status.h"
 #include "base/strbuf.h"
@@ -1037,5 +1038,19 @@ TEST(api_server_stream_keepalive_comments)
     ASSERT_STR_EQ(t.buf, "ab");
     ASSERT_STR_EQ(fin, "stop");
     strbuf_release(&t);
+    fx_stop(&f);
+}
+
+TEST(api_server_body_out_of_memory_is_500)
+{
+    struct fixture f;
+    fx_start(&f, NULL, 0);
+    struct resp r;
+    hx_alloc_fail_nth(1); /* the next fallible allocation: this request's body buffer */
+    post(f.port, "/v1/completions", "{\"model\":\"kjv-llama-6m\",\"prompt\":\"p\"}", &r);
+    hx_alloc_fail_nth(0);
+    assert_error(&r, 500, NULL, "out of memory");
+    post(f.port, "/v1/completions", "{\"model\":\"kjv-llama-6m\",\"prompt\":\"p\"}", &r);
+    ASSERT_EQ(r.status, 200); /* and the server goes on */
     fx_stop(&f);
 }
