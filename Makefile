@@ -116,7 +116,7 @@ $(HELIX): $(CLI_OBJ) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $(ONLY_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
 
 # The test list is generated from every TEST(name) in tests/unit.
-$(BUILD)/gen/test_list.h: $(TEST_SRC)
+$(BUILD)/gen/test_list.h: $(TEST_SRC) FORCE
 	@mkdir -p $(@D)
 	@grep -ho '^TEST([a-zA-Z0-9_]*)' $(TEST_SRC) /dev/null | sed 's/^TEST(\(.*\))/TEST_ENTRY(\1)/' > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
@@ -210,5 +210,7 @@ fuzz: $(FUZZ_BIN)
 
 clean:
 	rm -rf build
+
+FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
