@@ -31,6 +31,7 @@ while [ $k -lt 6 ]; do
     k=$((k + 1))
 done
 r=$(curl -sf "$URL/metrics" | sed -n 's/^helix_requests_rerouted_total //p')
+[ "${r:-0}" -gt 0 ] || fail "(a) no request was re-routed: the kill did not hit a route"
 echo "(a) ok: 6 streams uninterrupted across the loss of p2 (re-routed: $r)"
 # (b) only "full" covers layers 3..5 now; kill it mid-stream
 stream "$P" 400 "$WORK/b" &
@@ -66,3 +67,14 @@ done
 after=$(curl -sf "$URL/metrics" | sed -n 's/^helix_node_tokens_total{node="full"} //p')
 [ "$after" -gt "$before" ] || fail "(c) restarted worker 'full' took no traffic ($before -> $after)"
 echo "(c) ok: restarted workers rejoined and served"
+# no leak: once idle, no KV is reserved or held on any worker
+i=0
+while :; do
+    m=$(curl -sf "$URL/metrics")
+    used=$(printf '%s\n' "$m" | sed -n 's/^helix_node_kv_used_bytes{node="[a-z0-9]*"} //p' | sort -u)
+    resv=$(printf '%s\n' "$m" | sed -n 's/^helix_node_kv_reserved_blocks{node="[a-z0-9]*"} //p' | sort -u)
+    [ "$used" = 0 ] && [ "$resv" = 0 ] && break
+    i=$((i + 1)); [ $i -gt 30 ] && fail "KV still held when idle: used [$used] reserved [$resv]"
+    sleep 0.1
+done
+echo "ok: no KV held once idle"
