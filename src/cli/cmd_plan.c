@@ -95,7 +95,8 @@ enum {
     OPT_SEED,
     OPT_STAGES,
     OPT_PARTIAL,
-    OPT_PROFILES
+    OPT_PROFILES,
+    OPT_EVALS
 };
 
 int cmd_plan(int argc, char **argv)
@@ -110,6 +111,7 @@ int cmd_plan(int argc, char **argv)
         {"seed", required_argument, NULL, OPT_SEED},
         {"max-stages", required_argument, NULL, OPT_STAGES},
         {"partial", no_argument, NULL, OPT_PARTIAL},
+        {"max-evals", required_argument, NULL, OPT_EVALS},
         {"machine-profiles", required_argument, NULL, OPT_PROFILES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -180,6 +182,12 @@ int cmd_plan(int argc, char **argv)
                 return cli_usage_error("plan", "--max-stages needs a positive integer");
             }
             o.max_stages = (int)v;
+            break;
+        case OPT_EVALS:
+            if (cli_parse_long(optarg, &v) != 0 || v < 1) {
+                return cli_usage_error("plan", "--max-evals needs a positive integer");
+            }
+            o.max_evals = v;
             break;
         case ':':
             return cli_usage_error("plan", "option '%s' needs a value", argv[optind - 1]);

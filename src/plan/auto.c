@@ -540,6 +540,77 @@ static int typed_groups(struct ctx *c, double F, const int *ord, struct sol *s)
     return total;
 }
 
+/*
+ * Merge stages of a single-chain solution until it has at most S stages: repeatedly merge
+ * the two smallest stages whose first members share a GPU type (any two smallest if none),
+ * so a depth bound (--max-stages) starts from a feasible shape.
+ */
+static void reduce_stages(const struct ctx *c, struct sol *s, int S)
+{
+    int n = c->t.n;
+    int *gid = xcalloc((size_t)n + 1, sizeof(int));
+    for (;;) {
+        int ng = 0;
+        for (int a = 0; a < s->len; a++) {
+            if (a == 0 || s->brk[a] >= 1) {
+                ng++;
+            }
+            gid[a] = ng - 1;
+        }
+        if (ng <= S || ng <= 1) {
+            break;
+        }
+        /* stage sizes and first members */
+        int *size = xcalloc((size_t)ng, sizeof(int));
+        int *first = xcalloc((size_t)ng, sizeof(int));
+        for (int a = s->len - 1; a >= 0; a--) {
+            size[gid[a]]++;
+            first[gid[a]] = a;
+        }
+        int ba = -1;
+        int bb = -1;
+        for (int pass = 0; pass < 2 && ba < 0; pass++) {
+            int best = 1 << 30;
+            for (int x = 0; x < ng; x++) {
+                for (int y = x + 1; y < ng; y++) {
+                    int same = c->t.gpu[s->ord[first[x]]] == c->t.gpu[s->ord[first[y]]];
+                    if ((pass == 0 && !same) || size[x] + size[y] >= best) {
+                        continue;
+                    }
+                    best = size[x] + size[y];
+                    ba = x;
+                    bb = y;
+                }
+            }
+        }
+        /* rebuild: stage bb's members appended to stage ba */
+        struct sol t;
+        sol_init(&t, n);
+        for (int g = 0; g < ng; g++) {
+            if (g == bb) {
+                continue;
+            }
+            int firstm = 1;
+            for (int a = 0; a < s->len; a++) {
+                if (gid[a] == g || (g == ba && gid[a] == bb)) {
+                    t.ord[t.len] = s->ord[a];
+                    t.brk[t.len] = firstm ? 1 : 0;
+                    t.len++;
+                    firstm = 0;
+                }
+            }
+        }
+        if (t.len > 0) {
+            t.brk[0] = 2;
+        }
+        sol_copy(s, &t);
+        sol_release(&t);
+        xfree(size);
+        xfree(first);
+    }
+    xfree(gid);
+}
+
 /* Best F for typed groups by bisection. */
 static double typed_groups_best(struct ctx *c, const int *ord)
 {
@@ -1011,6 +1082,10 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
             double F = typed_groups_best(&c, ord);
             sol_init(&seeds[nseeds], n);
             typed_groups(&c, F, ord, &seeds[nseeds]);
+            if (o->max_stages > 0) {
+                reduce_stages(&c, &seeds[nseeds], o->max_stages);
+                reduce_stages(&c, &seeds[nseeds - 1], o->max_stages);
+            }
             if (seeds[nseeds].len == 0) {
                 sol_release(&seeds[nseeds]);
             } else {
@@ -1063,7 +1138,8 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
             }
             struct layout *fl = NULL;
             int ans = -1;
-            if (plan_exact_decide(p, F, 150000000L, &fl, &ans, NULL) != HX_OK || ans < 0) {
+            if (plan_exact_decide(p, F, 300000000L, o, c.deadline, &fl, &ans, NULL) != HX_OK ||
+                ans < 0) {
                 layout_free(fl);
                 snprintf(milp_detail, sizeof(milp_detail), "; exact search: budget exhausted");
                 break;

@@ -55,6 +55,8 @@ struct ex {
     struct ex_node placed[EX_MAXN];
     int nplaced;
     long work_budget; /* DFS nodes left (safety) */
+    const struct plan_options *o;
+    double deadline;
     int found;
     int aborted;
 };
@@ -162,6 +164,10 @@ static void choose(struct ex *x, int p, int c, int any)
         return;
     }
     if (--x->work_budget < 0) {
+        x->aborted = 1;
+        return;
+    }
+    if ((x->work_budget & 0xffff) == 0 && x->o && x->o->now && plan_now(x->o) > x->deadline) {
         x->aborted = 1;
         return;
     }
@@ -329,7 +335,8 @@ static void enum_slots(struct ex *x, int slot, double work, const double *best_r
     }
 }
 
-int plan_exact_decide(const struct plan_problem *p, double F, long budget, struct layout **out,
+int plan_exact_decide(const struct plan_problem *p, double F, long budget,
+                      const struct plan_options *o, double deadline, struct layout **out,
                       int *answer, struct hx_diag *diag)
 {
     struct plan_tab t;
@@ -372,6 +379,8 @@ int plan_exact_decide(const struct plan_problem *p, double F, long budget, struc
         best_rest[s] = best_rest[s + 1] + x->slot_cnt[s] * b;
     }
     x->work_budget = budget;
+    x->o = o;
+    x->deadline = deadline;
     enum_slots(x, 0, 0.0, best_rest);
     if (x->found) {
         *answer = 1;

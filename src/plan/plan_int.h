@@ -47,10 +47,12 @@ double plan_now(const struct plan_options *o);
 /*
  * Exact decision in the link-free relaxation, strict connectivity (exact.c): *answer = 0 if no
  * placement reaches throughput F (then F is an upper bound), 1 if one does (*out, may be NULL,
- * receives it), -1 if the search budget (DFS steps) ran out. HX_ENOTSUP for clusters it does
+ * receives it), -1 if the search budget (DFS steps) or the time (o->now past deadline; o may be
+ * NULL) ran out. HX_ENOTSUP for clusters it does
  * not handle (more than 24 nodes, partial connectivity).
  */
-int plan_exact_decide(const struct plan_problem *p, double F, long budget, struct layout **out,
+int plan_exact_decide(const struct plan_problem *p, double F, long budget,
+                      const struct plan_options *o, double deadline, struct layout **out,
                       int *answer, struct hx_diag *diag);
 
 #endif
