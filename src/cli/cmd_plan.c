@@ -36,7 +36,7 @@ static void usage(FILE *f)
         "DIR/plan.json and DIR/placement.svg.\n"
         "\n"
         "  --model NAME             model profile: llama2_70b, llama1_30b or a path (required)\n"
-        "  --cluster FILE           complete cluster file                          (required)\n"
+        "  --cluster FILE           complete cluster file or bundled name (geo24)  (required)\n"
         "  --out DIR                output directory (created)                     (required)\n"
         "  --method M               auto | petals | swarm | homogeneous | separate |\n"
         "                           memory | ram-ring | milp                 (default auto)\n"
@@ -83,6 +83,22 @@ static int write_text(const char *dir, const char *name, const struct strbuf *sb
         return -1;
     }
     return 0;
+}
+
+/* A path as given (or relative to the bundled data), else a bundled cluster name ("geo24"). */
+static void resolve_cluster(const char *arg, char *out, size_t n)
+{
+    if (cli_resolve_data(arg, out, n) == 0) {
+        return;
+    }
+    if (!strstr(arg, ".ini")) {
+        char rel[PATH_MAX];
+        snprintf(rel, sizeof(rel), "data/clusters/%s.ini", arg);
+        if (cli_resolve_data(rel, out, n) == 0) {
+            return;
+        }
+    }
+    snprintf(out, n, "%s", arg);
 }
 
 enum {
@@ -208,9 +224,7 @@ int cmd_plan(int argc, char **argv)
         return cli_usage_error("plan", "model profile '%s' not found (tried %s)", model_arg,
                                model_path);
     }
-    if (cli_resolve_data(cluster_arg, cluster_path, sizeof(cluster_path)) != 0) {
-        snprintf(cluster_path, sizeof(cluster_path), "%s", cluster_arg);
-    }
+    resolve_cluster(cluster_arg, cluster_path, sizeof(cluster_path));
     if (cli_resolve_data(profiles_arg, profiles_path, sizeof(profiles_path)) != 0) {
         snprintf(profiles_path, sizeof(profiles_path), "%s", profiles_arg);
     }

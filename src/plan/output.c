@@ -249,10 +249,10 @@ int plan_render_svg(const struct plan_problem *p, const struct plan_result *r, s
     double ysrc = y0 + rowh * n / 2.0;
     strbuf_addf(out,
                 "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"#222\"/><text x=\"%.1f\" "
-                "y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">source</text>\n"
+                "y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">source</text>\n"
                 "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"#222\"/><text x=\"%.1f\" "
-                "y=\"%.1f\" font-size=\"12\">sink</text>\n",
-                x0 - 45, ysrc, x0 - 58, ysrc + 4, x1 + 45, ysrc, x1 + 58, ysrc + 4);
+                "y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">sink</text>\n",
+                x0 - 45, ysrc, x0 - 45, ysrc - 14, x1 + 45, ysrc, x1 + 45, ysrc - 14);
     /* bars */
     for (int i = 0; i < n; i++) {
         const struct layout_node *ln = &l->nodes[i];
@@ -320,7 +320,7 @@ int plan_render_svg(const struct plan_problem *p, const struct plan_result *r, s
             xb = x0 + l->nodes[lk->to].start * sx;
             yb = y0 + rowh * row_of[lk->to] + rowh / 2;
         }
-        double dx = fmax(30.0, fabs(xb - xa) / 2);
+        double dx = fmax(12.0, fabs(xb - xa) / 2);
         strbuf_addf(out,
                     "<path d=\"M%.1f %.1f C%.1f %.1f %.1f %.1f %.1f %.1f\" fill=\"none\" "
                     "stroke=\"#c0392b\" stroke-opacity=\"0.55\" stroke-width=\"%.2f\">"
