@@ -79,6 +79,9 @@ TEST(engine_op_matmul_dtypes_and_shapes)
             check_matmul(be, dts[d], 5, 70, 37, 1);   /* tiled sgemm */
             check_matmul(be, dts[d], 33, 300, 48, 0); /* bf16: 4x4 and 4x1 blocks */
             check_matmul(be, dts[d], 6, 70, 40, 1);   /* k % 16 != 0, row tail */
+            check_matmul(be, dts[d], 13, 70, 40, 0);  /* 4x4 blocks and an m tail */
+            check_matmul(be, dts[d], 9, 70, 96, 1);   /* bf16 pair-split path (k % 32 == 0) */
+            check_matmul(be, dts[d], 5, 36, 544, 0);  /* pair-split over several k slices */
             check_matmul(be, dts[d], 80, 130, 64, 1); /* tiled sgemm for every dtype */
         }
         eng_backend_free(be);

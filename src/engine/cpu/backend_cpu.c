@@ -79,8 +79,18 @@ int cpu_scratch_reserve(struct eng_cpu_backend *cb, size_t n)
 
 static int cpu_reserve(struct eng_backend *be, int max_rows, int max_cols, struct hx_diag *diag)
 {
-    (void)max_rows;
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
+    size_t split = (size_t)(max_rows < CPU_SMALL_M ? max_rows : CPU_SMALL_M) * (size_t)max_cols;
+    if (cb->wide && split > cb->xsplit_floats) {
+        float *p = hx_malloc(split * sizeof(float));
+        if (!p) {
+            return hx_diag_set(diag, HX_ENOMEM, "cpu backend: cannot allocate %zu bytes of scratch",
+                               split * sizeof(float));
+        }
+        xfree(cb->xsplit);
+        cb->xsplit = p;
+        cb->xsplit_floats = split;
+    }
     /* the largest tile any k <= max_cols uses: rows x k <= max(target, 16 x k) */
     size_t need = (size_t)CPU_TILE_TARGET_FLOATS;
     if ((size_t)16 * (size_t)max_cols > need) {
@@ -178,6 +188,7 @@ static void cpu_destroy(struct eng_backend *be)
     }
     cpu_pool_release(&cb->pool);
     xfree(cb->scratch);
+    xfree(cb->xsplit);
     xfree(cb);
 }
 
@@ -218,6 +229,7 @@ int eng_cpu_backend_new(int n_threads, struct eng_backend **out, struct hx_diag 
         return hx_diag_set(diag, HX_ENOMEM, "cpu backend: out of memory");
     }
     cb->base.ops = &cpu_ops;
+    cb->wide = cpu_matmul_wide_ok();
     /* our pool splits the work; each sgemm call runs on the thread that makes it */
     openblas_set_num_threads(1);
     cpu_pool_init(&cb->pool, n_threads);

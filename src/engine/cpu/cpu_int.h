@@ -62,7 +62,13 @@ struct eng_cpu_backend {
     struct cpu_pool pool;
     float **scratch;       /* [n_threads] tile buffers for bf16/f16 -> f32 weight tiles */
     size_t scratch_floats; /* floats in each */
+    int wide;              /* the CPU runs the AVX-512 (x86-64-v4) kernels */
+    float *xsplit;         /* pair-split copy of a matmul's input rows (op_matmul.c) */
+    size_t xsplit_floats;
 };
+
+/* Whether this CPU can run the 16-float (x86-64-v4) matmul kernels. */
+int cpu_matmul_wide_ok(void);
 
 /* Grow each thread's scratch to n floats (called by reserve, before serving). */
 int cpu_scratch_reserve(struct eng_cpu_backend *cb, size_t n);
@@ -75,6 +81,7 @@ void cpu_op_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, con
                      const float *v);
 /* Tile rows of a matmul with k columns (the scratch each thread needs is rows x k floats). */
 #define CPU_TILE_TARGET_FLOATS 1048576 /* 4 MiB of float32 weights per thread and tile */
+#define CPU_SMALL_M 64 /* up to this many input rows, bf16 weights are used in place */
 int cpu_tile_rows(int k);
 
 #endif

@@ -15,7 +15,6 @@
 #include "engine/engine_int.h"
 
 #define GEMV_ROWS_PER_TASK 64
-#define SMALL_M 64 /* up to this many input rows, bf16 weights are used in place */
 
 int cpu_tile_rows(int k)
 {
@@ -201,6 +200,119 @@ CPU_HOT static void kern_bf16_4x1(const uint16_t *w, const float *x, int k, floa
     out[3] = hsum8(&a3);
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/*
+ * The same 4x4 block with 16-float vectors, compiled only for x86-64-v4 (AVX-512: 32 vector
+ * registers hold the 16 accumulators) and chosen at run time when the CPU has it; on CPUs with
+ * two 512-bit FMA units it doubles the batched-decode rate. k must be a multiple of 16.
+ */
+#define CPU_HAVE_V16 1
+typedef float v16f __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef uint16_t v16h __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) void load16(v16f *v, const float *p)
+{
+    memcpy(v, p, sizeof(*v));
+}
+
+static inline __attribute__((always_inline)) void load16_bf16(v16f *f, const uint16_t *p)
+{
+    v16h h;
+    memcpy(&h, p, sizeof(h));
+    v16u u = __builtin_convertvector(h, v16u) << 16;
+    memcpy(f, &u, sizeof(*f));
+}
+
+static inline __attribute__((always_inline)) float hsum16(const v16f *v)
+{
+    float s = 0.0f;
+    for (int i = 0; i < 16; i++) {
+        s += (*v)[i];
+    }
+    return s;
+}
+
+__attribute__((optimize("O3", "fp-contract=fast"), target("arch=x86-64-v4"))) static void
+kern_bf16_4x4_v16(const uint16_t *w, const float *x, int k, float *out, size_t ldo)
+{
+    size_t kk = (size_t)k;
+    v16f acc[4][4];
+    memset(acc, 0, sizeof(acc));
+    for (size_t j = 0; j < kk; j += 16) {
+        v16f wv[4];
+        for (int a = 0; a < 4; a++) {
+            load16_bf16(&wv[a], w + (size_t)a * kk + j);
+        }
+        for (int b = 0; b < 4; b++) {
+            v16f xv;
+            load16(&xv, x + (size_t)b * kk + j);
+            for (int a = 0; a < 4; a++) {
+                acc[a][b] += wv[a] * xv;
+            }
+        }
+    }
+    for (int b = 0; b < 4; b++) {
+        for (int a = 0; a < 4; a++) {
+            out[(size_t)b * ldo + (size_t)a] = hsum16(&acc[a][b]);
+        }
+    }
+}
+
+/*
+ * The 4x4 block on pair-split input: k in chunks of 32, each chunk of x stored as its 16 even
+ * then its 16 odd elements (see split_pairs). A chunk of a bf16 weight row read as 16 uint32
+ * holds the even elements in the low halves and the odd ones in the high halves, so
+ * "u << 16" and "u & 0xffff0000" are the two float vectors: two instructions unpack 32
+ * weights, against about twelve for a widening conversion. k must be a multiple of 32.
+ */
+__attribute__((optimize("O3", "fp-contract=fast"), target("arch=x86-64-v4"))) static void
+kern_bf16_4x4_pairs(const uint16_t *w, const float *xs, size_t kk, float *out, size_t ldo)
+{
+    v16f acc[4][4];
+    memset(acc, 0, sizeof(acc));
+    for (size_t j = 0; j < kk; j += 32) {
+        v16f we[4];
+        v16f wo[4];
+        for (int a = 0; a < 4; a++) {
+            v16u u;
+            memcpy(&u, w + (size_t)a * kk + j, sizeof(u));
+            v16u lo = u << 16;
+            v16u hi = u & 0xffff0000u;
+            memcpy(&we[a], &lo, sizeof(lo));
+            memcpy(&wo[a], &hi, sizeof(hi));
+        }
+        for (int b = 0; b < 4; b++) {
+            v16f xe;
+            v16f xo;
+            load16(&xe, xs + (size_t)b * kk + j);
+            load16(&xo, xs + (size_t)b * kk + j + 16);
+            for (int a = 0; a < 4; a++) {
+                acc[a][b] += we[a] * xe;
+                acc[a][b] += wo[a] * xo;
+            }
+        }
+    }
+    for (int b = 0; b < 4; b++) {
+        for (int a = 0; a < 4; a++) {
+            out[(size_t)b * ldo + (size_t)a] = hsum16(&acc[a][b]);
+        }
+    }
+}
+
+int cpu_matmul_wide_ok(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+#else
+int cpu_matmul_wide_ok(void)
+{
+    return 0;
+}
+#endif
+
 static void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
@@ -216,6 +328,7 @@ struct mm_ctx {
     const struct eng_weight *bias;
     float *out;
     int rows_per_task;
+    const float *xs; /* x with each 32-chunk split into even and odd halves, or NULL */
 };
 
 /* Rows [r0, r1) of W as float32: the weight itself (F32) or a converted copy in scratch. */
@@ -271,6 +384,20 @@ static void bf16_small_task(void *ctx, int task, int thread)
     for (; r + 4 <= r1; r += 4) {
         const uint16_t *wr = wd + (size_t)r * kk;
         int i = 0;
+#ifdef CPU_HAVE_V16
+        if (c->xs) {
+            for (; i + 4 <= c->m; i += 4) {
+                kern_bf16_4x4_pairs(wr, c->xs + (size_t)i * kk, kk,
+                                    c->out + (size_t)i * n + (size_t)r, n);
+            }
+        }
+        if (k % 16 == 0 && c->cb->wide) {
+            for (; i + 4 <= c->m; i += 4) {
+                kern_bf16_4x4_v16(wr, c->x + (size_t)i * kk, k, c->out + (size_t)i * n + (size_t)r,
+                                  n);
+            }
+        }
+#endif
         if (k % 8 == 0) {
             for (; i + 4 <= c->m; i += 4) {
                 kern_bf16_4x4(wr, c->x + (size_t)i * kk, k, c->out + (size_t)i * n + (size_t)r, n);
@@ -323,6 +450,21 @@ static void gemm_task(void *ctx, int task, int thread)
     }
 }
 
+/* xs[i] = x[i] with each chunk of 32 reordered as its 16 even then its 16 odd elements. */
+static void split_pairs(const float *x, int m, size_t k, float *xs)
+{
+    for (size_t i = 0; i < (size_t)m; i++) {
+        const float *src = x + i * k;
+        float *dst = xs + i * k;
+        for (size_t j = 0; j < k; j += 32) {
+            for (size_t t = 0; t < 16; t++) {
+                dst[j + t] = src[j + 2 * t];
+                dst[j + 16 + t] = src[j + 2 * t + 1];
+            }
+        }
+    }
+}
+
 /* Without scratch (reserve was never called and memory ran out): element by element. */
 static void matmul_unbuffered(const struct mm_ctx *c)
 {
@@ -343,10 +485,15 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
                    const struct eng_weight *bias, float *out)
 {
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
-    struct mm_ctx c = {cb, x, m, w, bias, out, 0};
+    struct mm_ctx c = {cb, x, m, w, bias, out, 0, NULL};
     size_t work = (size_t)m * (size_t)w->rows * (size_t)w->cols;
-    if (w->dtype == ENG_DTYPE_BF16 && m <= SMALL_M) {
+    if (w->dtype == ENG_DTYPE_BF16 && m <= CPU_SMALL_M) {
         c.rows_per_task = m == 1 ? GEMV_ROWS_PER_TASK : 16;
+        size_t kk = (size_t)w->cols;
+        if (cb->wide && m >= 4 && kk % 32 == 0 && cb->xsplit_floats >= (size_t)m * kk) {
+            split_pairs(x, m, kk, cb->xsplit);
+            c.xs = cb->xsplit;
+        }
         cpu_pool_run_sized(&cb->pool, bf16_small_task, &c,
                            (w->rows + c.rows_per_task - 1) / c.rows_per_task, work);
         return;
