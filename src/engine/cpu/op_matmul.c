@@ -300,6 +300,36 @@ kern_bf16_4x4_pairs(const uint16_t *w, const float *xs, size_t kk, float *out, s
     }
 }
 
+/* 4 weight rows against one pair-split input row (decode at batch 1). */
+__attribute__((optimize("O3", "fp-contract=fast"), target("arch=x86-64-v4"))) static void
+kern_bf16_4x1_pairs(const uint16_t *w, const float *xs, size_t kk, float *out)
+{
+    v16f acc[4][2];
+    memset(acc, 0, sizeof(acc));
+    for (size_t j = 0; j < kk; j += 32) {
+        v16f xe;
+        v16f xo;
+        load16(&xe, xs + j);
+        load16(&xo, xs + j + 16);
+        for (int a = 0; a < 4; a++) {
+            v16u u;
+            memcpy(&u, w + (size_t)a * kk + j, sizeof(u));
+            v16u lo = u << 16;
+            v16u hi = u & 0xffff0000u;
+            v16f we;
+            v16f wo;
+            memcpy(&we, &lo, sizeof(lo));
+            memcpy(&wo, &hi, sizeof(hi));
+            acc[a][0] += we * xe;
+            acc[a][1] += wo * xo;
+        }
+    }
+    for (int a = 0; a < 4; a++) {
+        acc[a][0] += acc[a][1];
+        out[a] = hsum16(&acc[a][0]);
+    }
+}
+
 int cpu_matmul_wide_ok(void)
 {
     __builtin_cpu_init();
@@ -405,6 +435,12 @@ static void bf16_small_task(void *ctx, int task, int thread)
         }
         for (; i < c->m; i++) {
             float *o = c->out + (size_t)i * n + (size_t)r;
+#ifdef CPU_HAVE_V16
+            if (c->xs) {
+                kern_bf16_4x1_pairs(wr, c->xs + (size_t)i * kk, kk, o);
+                continue;
+            }
+#endif
             if (k % 16 == 0) {
                 kern_bf16_4x1(wr, c->x + (size_t)i * kk, k, o);
             } else {
@@ -490,7 +526,7 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
     if (w->dtype == ENG_DTYPE_BF16 && m <= CPU_SMALL_M) {
         c.rows_per_task = m == 1 ? GEMV_ROWS_PER_TASK : 16;
         size_t kk = (size_t)w->cols;
-        if (cb->wide && m >= 4 && kk % 32 == 0 && cb->xsplit_floats >= (size_t)m * kk) {
+        if (cb->wide && kk % 32 == 0 && cb->xsplit_floats >= (size_t)m * kk) {
             split_pairs(x, m, kk, cb->xsplit);
             c.xs = cb->xsplit;
         }
