@@ -116,23 +116,44 @@ static void cpu_embed(struct eng_backend *be, const struct eng_weight *table, co
     }
 }
 
-static void cpu_rmsnorm(struct eng_backend *be, const float *x, const struct eng_weight *w, int n,
-                        float eps, float *out)
+struct rms_ctx {
+    const float *x;
+    const struct eng_weight *w;
+    int n;
+    float eps;
+    float *out;
+};
+
+#define ROWS_PER_TASK 4
+#define ELEMS_PER_TASK 16384
+
+static void rmsnorm_task(void *ctx, int task, int thread)
 {
-    (void)be;
-    size_t dim = (size_t)w->cols;
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * dim;
-        float *oi = out + (size_t)i * dim;
+    (void)thread;
+    const struct rms_ctx *c = ctx;
+    size_t dim = (size_t)c->w->cols;
+    int i1 = (task + 1) * ROWS_PER_TASK < c->n ? (task + 1) * ROWS_PER_TASK : c->n;
+    for (int i = task * ROWS_PER_TASK; i < i1; i++) {
+        const float *xi = c->x + (size_t)i * dim;
+        float *oi = c->out + (size_t)i * dim;
         double ss = 0.0;
         for (size_t j = 0; j < dim; j++) {
             ss += (double)xi[j] * (double)xi[j];
         }
-        float scale = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
+        float scale = (float)(1.0 / sqrt(ss / (double)dim + (double)c->eps));
         for (size_t j = 0; j < dim; j++) {
-            oi[j] = eng_weight_get(w, j) * (xi[j] * scale);
+            oi[j] = eng_weight_get(c->w, j) * (xi[j] * scale);
         }
     }
+}
+
+static void cpu_rmsnorm(struct eng_backend *be, const float *x, const struct eng_weight *w, int n,
+                        float eps, float *out)
+{
+    struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
+    struct rms_ctx c = {x, w, n, eps, out};
+    cpu_pool_run_sized(&cb->pool, rmsnorm_task, &c, (n + ROWS_PER_TASK - 1) / ROWS_PER_TASK,
+                       (size_t)n * (size_t)w->cols * 4);
 }
 
 static void cpu_rope(struct eng_backend *be, float *x, int n, int n_heads, int head_dim,
@@ -162,22 +183,55 @@ static void cpu_rope(struct eng_backend *be, float *x, int n, int n_heads, int h
     }
 }
 
+struct ew_ctx {
+    const float *a;
+    const float *b;
+    float *out;
+    size_t n;
+};
+
+static void swiglu_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const struct ew_ctx *c = ctx;
+    size_t i0 = (size_t)task * ELEMS_PER_TASK;
+    size_t i1 = i0 + ELEMS_PER_TASK < c->n ? i0 + ELEMS_PER_TASK : c->n;
+    for (size_t i = i0; i < i1; i++) {
+        float g = c->a[i];
+        c->out[i] = g / (1.0f + expf(-g)) * c->b[i];
+    }
+}
+
+static void add_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const struct ew_ctx *c = ctx;
+    size_t i0 = (size_t)task * ELEMS_PER_TASK;
+    size_t i1 = i0 + ELEMS_PER_TASK < c->n ? i0 + ELEMS_PER_TASK : c->n;
+    for (size_t i = i0; i < i1; i++) {
+        c->out[i] += c->b[i];
+    }
+}
+
+static int elem_tasks(size_t n)
+{
+    return (int)((n + ELEMS_PER_TASK - 1) / ELEMS_PER_TASK);
+}
+
+/* SiLU costs an exponential: count it as 16 multiply-adds for the pool's threshold. */
 static void cpu_swiglu(struct eng_backend *be, const float *gate, const float *up, size_t n,
                        float *out)
 {
-    (void)be;
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
-    }
+    struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
+    struct ew_ctx c = {gate, up, out, n};
+    cpu_pool_run_sized(&cb->pool, swiglu_task, &c, elem_tasks(n), n * 16);
 }
 
 static void cpu_add(struct eng_backend *be, float *x, const float *y, size_t n)
 {
-    (void)be;
-    for (size_t i = 0; i < n; i++) {
-        x[i] += y[i];
-    }
+    struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
+    struct ew_ctx c = {NULL, y, x, n};
+    cpu_pool_run_sized(&cb->pool, add_task, &c, elem_tasks(n), n);
 }
 
 static void cpu_destroy(struct eng_backend *be)
