@@ -1034,9 +1034,9 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     char kind[32];
     c.ub = plan_upper_bound(p, kind, sizeof(kind));
     /* evaluation budget: scales down with cluster size (each max-flow costs ~n^2) */
-    c.budget = (long)(4.0e8 / ((double)n * (double)n + 200.0 * n));
-    if (c.budget > 400000) {
-        c.budget = 400000;
+    c.budget = (long)(6.0e8 / ((double)n * (double)n + 200.0 * n));
+    if (c.budget > 1000000) {
+        c.budget = 1000000;
     }
     c.best = -1.0;
     int small = n <= 16;
@@ -1118,9 +1118,38 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
             b1 = a;
         }
     }
-    for (int round = 0; b1 >= 0 && !time_up(&c) && round < 3; round++) {
-        long rest = (c.budget - c.evals) / (3 - round);
-        anneal(&c, &seeds[b1], rest, "anneal-best");
+    /* iterated annealing: perturb the best chain structure, re-anneal, keep improvements */
+    if (b1 >= 0) {
+        struct sol base_sol;
+        struct sol trial;
+        sol_init(&base_sol, n);
+        sol_init(&trial, n);
+        sol_copy(&base_sol, &seeds[b1]);
+        double fbase = seed_score[b1];
+        char *used = xcalloc((size_t)n, 1);
+        for (int round = 0; !time_up(&c) && c.evals < c.budget; round++) {
+            long left = c.budget - c.evals;
+            long chunk = left / 4 > 2000 ? left / 4 : left;
+            sol_copy(&trial, &base_sol);
+            if (round > 0) {
+                memset(used, 0, (size_t)n);
+                for (int a = 0; a < trial.len; a++) {
+                    used[trial.ord[a]] = 1;
+                }
+                int kicks = 2 + rnd_int(&c.rng, 5);
+                for (int k = 0; k < kicks; k++) {
+                    mutate(&c, &trial, used);
+                }
+            }
+            double f = anneal(&c, &trial, chunk, "anneal-best");
+            if (f >= fbase) {
+                fbase = f;
+                sol_copy(&base_sol, &trial);
+            }
+        }
+        xfree(used);
+        sol_release(&base_sol);
+        sol_release(&trial);
     }
 
     /* 4. small clusters, strict connectivity: the exact decision procedure (exact.c) in the
