@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "core/core.h"
 #include "flow/flow.h"
 #include "plan/plan.h"
+#include "plan/prune.h"
 
 #define DEFAULT_PROFILES "data/machine_profiles.ini"
 
@@ -112,7 +114,8 @@ enum {
     OPT_STAGES,
     OPT_PARTIAL,
     OPT_PROFILES,
-    OPT_EVALS
+    OPT_EVALS,
+    OPT_PRUNE
 };
 
 int cmd_plan(int argc, char **argv)
@@ -128,6 +131,7 @@ int cmd_plan(int argc, char **argv)
         {"max-stages", required_argument, NULL, OPT_STAGES},
         {"partial", no_argument, NULL, OPT_PARTIAL},
         {"max-evals", required_argument, NULL, OPT_EVALS},
+        {"prune", required_argument, NULL, OPT_PRUNE},
         {"machine-profiles", required_argument, NULL, OPT_PROFILES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -142,6 +146,7 @@ int cmd_plan(int argc, char **argv)
     plan_options_init(&o);
     struct hx_diag d = {0};
     int partial = 0;
+    int prune_keep = 0;
     optind = 1;
     opterr = 0;
     int ch;
@@ -199,6 +204,12 @@ int cmd_plan(int argc, char **argv)
             }
             o.max_stages = (int)v;
             break;
+        case OPT_PRUNE:
+            if (cli_parse_long(optarg, &v) != 0 || v < 1 || v > 100000) {
+                return cli_usage_error("plan", "--prune needs a positive integer");
+            }
+            prune_keep = (int)v;
+            break;
         case OPT_EVALS:
             if (cli_parse_long(optarg, &v) != 0 || v < 1) {
                 return cli_usage_error("plan", "--max-evals needs a positive integer");
@@ -244,6 +255,16 @@ int cmd_plan(int argc, char **argv)
     }
     if (rc == HX_OK) {
         rc = machine_profiles_read_file(profiles_path, &mp, &d);
+    }
+    if (rc == HX_OK && prune_keep > 0) {
+        /* Helix's pruning (spec 2.5): keep each node's best links; plan on the result */
+        struct plan_prune_params pp = {prune_keep, prune_keep, 1.0};
+        struct cluster *pc = NULL;
+        rc = plan_prune_cluster(c, &pp, &pc, &d);
+        if (rc == HX_OK) {
+            cluster_free(c);
+            c = pc;
+        }
     }
     if (rc == HX_OK) {
         rc = model_throughput_for_cluster(m, c, &tp, &d);
@@ -307,11 +328,15 @@ int cmd_plan(int argc, char **argv)
         exit_code = cli_error("placement.svg: %s", rc != HX_OK ? d.msg : err);
         goto done;
     }
-    printf("method %s  objective %.4f tokens/s  upper_bound %.4f (%s)  gap %.2f%%  %s  "
-           "%.2f s\n",
-           plan_method_name(res.method), res.objective, res.upper_bound, res.bound_kind,
-           res.objective > 0 ? 100.0 * res.gap : 0.0, res.proven ? "proven optimal" : "",
-           res.solve_s);
+    char gap[32];
+    if (res.objective > 0 && isfinite(res.gap)) {
+        snprintf(gap, sizeof(gap), "%.2f%%", 100.0 * res.gap);
+    } else {
+        snprintf(gap, sizeof(gap), "inf");
+    }
+    printf("method %s  objective %.4f tokens/s  upper_bound %.4f (%s)  gap %s%s  %.2f s\n",
+           plan_method_name(res.method), res.objective, res.upper_bound, res.bound_kind, gap,
+           res.proven ? "  proven optimal" : "", res.solve_s);
 done:
     strbuf_release(&sb);
     xfree(edges);

@@ -611,6 +611,80 @@ static void reduce_stages(const struct ctx *c, struct sol *s, int S)
     xfree(gid);
 }
 
+/*
+ * A chain of single-node stages along links that exist: start at a node linked to the source
+ * (the `pick`-th such node by capacity), walk to the unvisited neighbour with the fastest link
+ * (ties: the more capable node), stop when stuck, then cut back to the last node linked to the
+ * sink. For sparse (pruned) clusters, where random orders have no valid edge at all.
+ */
+static int seed_link_path(const struct ctx *c, struct sol *s, int pick)
+{
+    int n = c->t.n;
+    char *seen = xcalloc((size_t)n, 1);
+    int *path = xcalloc((size_t)n, sizeof(int));
+    int len = 0;
+    /* the pick-th source-linked node, by capacity at 1 layer, descending */
+    int start = -1;
+    for (int r = 0; r <= pick; r++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            if (!seen[i] && c->t.src[i] > 0 &&
+                (best < 0 || plan_tab_cap(&c->t, i, 1) > plan_tab_cap(&c->t, best, 1))) {
+                best = i;
+            }
+        }
+        if (best < 0) {
+            break;
+        }
+        seen[best] = 1;
+        start = best;
+    }
+    memset(seen, 0, (size_t)n);
+    if (start < 0) {
+        xfree(seen);
+        xfree(path);
+        return 0;
+    }
+    int cur = start;
+    seen[cur] = 1;
+    path[len++] = cur;
+    for (;;) {
+        int nx = -1;
+        for (int j = 0; j < n; j++) {
+            double lc = c->t.lc[(size_t)cur * (size_t)n + (size_t)j];
+            if (seen[j] || lc <= 0) {
+                continue;
+            }
+            if (nx < 0) {
+                nx = j;
+                continue;
+            }
+            double lb = c->t.lc[(size_t)cur * (size_t)n + (size_t)nx];
+            if (lc > lb * 1.05 ||
+                (lc >= lb * 0.95 && plan_tab_cap(&c->t, j, 1) > plan_tab_cap(&c->t, nx, 1))) {
+                nx = j;
+            }
+        }
+        if (nx < 0) {
+            break;
+        }
+        seen[nx] = 1;
+        path[len++] = nx;
+        cur = nx;
+    }
+    while (len > 0 && c->t.snk[path[len - 1]] <= 0) {
+        len--;
+    }
+    s->len = len;
+    for (int a = 0; a < len; a++) {
+        s->ord[a] = path[a];
+        s->brk[a] = a == 0 ? 2 : 1;
+    }
+    xfree(seen);
+    xfree(path);
+    return len > 0;
+}
+
 /* Best F for typed groups by bisection. */
 static double typed_groups_best(struct ctx *c, const int *ord)
 {
@@ -1059,13 +1133,13 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
 
     /* 2. seeds */
     int nseeds = 0;
-    struct sol seeds[12];
+    struct sol seeds[20];
     int *ord = xcalloc((size_t)n, sizeof(int));
     int *reg = xcalloc((size_t)n, sizeof(int));
     double thr_list[3] = {INFINITY, 0.0, 0.0};
     thr_list[1] = c.ub > 0 ? c.ub : 1.0;
     thr_list[2] = c.ub > 0 ? 0.35 * c.ub : 1.0;
-    for (int ti = 0; ti < 3 && nseeds + 4 <= 12; ti++) {
+    for (int ti = 0; ti < 3 && nseeds + 4 <= 20; ti++) {
         double thr = thr_list[ti];
         if (ti == 0) {
             for (int i = 0; i < n; i++) {
@@ -1093,7 +1167,18 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
             }
         }
     }
-    for (int a = 0; a < nb && nseeds < 12; a++) {
+    for (int pick = 0; pick < 3 && nseeds < 20; pick++) {
+        sol_init(&seeds[nseeds], n);
+        if (seed_link_path(&c, &seeds[nseeds], pick)) {
+            if (o->max_stages > 0) {
+                reduce_stages(&c, &seeds[nseeds], o->max_stages);
+            }
+            nseeds++;
+        } else {
+            sol_release(&seeds[nseeds]);
+        }
+    }
+    for (int a = 0; a < nb && nseeds < 20; a++) {
         sol_init(&seeds[nseeds], n);
         if (sol_from_layout(&c, base[a], &seeds[nseeds])) {
             nseeds++;

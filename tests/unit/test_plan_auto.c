@@ -249,3 +249,31 @@ TEST(plan_exact_consistent)
         tp_release(&t);
     }
 }
+
+/* Sparse clusters: Helix's pruned geo24 / cluster42 (12 links per node, 12 source and sink
+ * links), where random orders have no valid edge: auto still beats Helix's ILP placements,
+ * which were computed on these very clusters. */
+TEST(plan_auto_pruned_clusters)
+{
+    struct {
+        const char *cluster;
+        const char *ilp;
+    } cases[] = {
+        {"data/clusters/geo24_pruned12.ini", "data/layouts/geo24_70b/ilp_sol.ini"},
+        {"data/clusters/cluster42_pruned12.ini", "data/layouts/cluster42_70b/ilp_sol.ini"},
+    };
+    for (int c = 0; c < 2; c++) {
+        struct tp_problem t;
+        struct hx_diag d = {0};
+        ASSERT_OK_DIAG(
+            tp_load(&t, "data/models/llama2_70b.ini", cases[c].cluster, NULL, LAYOUT_STRICT, &d),
+            &d);
+        struct plan_result r;
+        double s = 0;
+        run_auto(&t, 60, 0, &r, &s);
+        bound_dominates(&t, &r, cases[c].ilp);
+        ASSERT_LE(s, 60.0);
+        plan_result_release(&r);
+        tp_release(&t);
+    }
+}
