@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 {
     double auto_limit = argc > 1 ? atof(argv[1]) : 60.0;
     double milp_limit = argc > 2 ? atof(argv[2]) : 20.0;
-    int threads = argc > 3 ? atoi(argv[3]) : 2;
+    int threads = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 2;
     const struct bcase cases[] = {
         {"single24", "data/models/llama2_70b.ini", "data/clusters/single24.ini",
          "data/layouts/single24_70b/ilp_sol.ini", 1289.56},
