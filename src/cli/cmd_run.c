@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -100,6 +101,7 @@ static pid_t spawn_worker(const char *self, const char *endpoint, const struct l
     if (pid != 0) {
         return pid;
     }
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive `helix run`, even if it is killed */
     char threads[16];
     char kv[32];
     snprintf(threads, sizeof(threads), "%d", w->threads);

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -24,6 +25,8 @@
 
 #define WORKER_DATA_SEND_TIMEOUT_MS 300
 #define WORKER_REGISTER_TIMEOUT_MS 2000
+#define WORKER_CTRL_SEND_TIMEOUT_MS 200        /* never stall the loop on a dead coordinator */
+#define WORKER_COORD_SILENCE_US (10 * 1000000) /* coordinator presumed gone after this */
 
 struct peer_conn {
     uint32_t node;
@@ -78,6 +81,7 @@ struct worker {
     int cap_pending;
     /* stats for heartbeats */
     uint64_t steps_done;
+    int64_t last_coord_us; /* last message from the coordinator */
 };
 
 static struct wseq *seq_find(struct worker *w, uint64_t id)
@@ -607,7 +611,7 @@ static int stopped(const struct worker *w)
 }
 
 /* Register (retrying while nobody answers), then wait for ASSIGN. */
-static int join(struct worker *w, struct hx_diag *diag)
+static int join_once(struct worker *w, struct hx_diag *diag)
 {
     struct proto_register reg;
     memset(&reg, 0, sizeof(reg));
@@ -684,6 +688,22 @@ static int join(struct worker *w, struct hx_diag *diag)
     return 0;
 }
 
+/*
+ * join_once, retried a few times on HX_EINVAL: a "register again" REJECT answering one of our
+ * heartbeats from before (queued while the coordinator was away) may arrive first. A truly
+ * invalid registration (a name the plan lacks) is refused every time and still fails.
+ */
+static int join(struct worker *w, struct hx_diag *diag)
+{
+    int rc = join_once(w, diag);
+    for (int t = 0; t < 3 && rc == HX_EINVAL && !stopped(w); t++) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        rc = join_once(w, diag);
+    }
+    return rc;
+}
+
 /* Forget every request (their KV is freed) before registering again. */
 static void forget_all(struct worker *w)
 {
@@ -715,6 +735,9 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
         rc = xport_dealer_connect(w.ctx, o->coordinator, o->name, 0, &w.ctrl, diag);
     }
     if (rc == 0) {
+        rc = xport_set_send_timeout(w.ctrl, WORKER_CTRL_SEND_TIMEOUT_MS, diag);
+    }
+    if (rc == 0) {
         rc = join(&w, diag);
     }
     if (rc != 0) {
@@ -724,6 +747,7 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
     log_info("worker %s: serving layers [%d, %d) on %s", o->name, w.layer_start, w.layer_end,
              xport_endpoint(w.data));
     int64_t last_hb = 0;
+    w.last_coord_us = hx_clock_now_us();
     struct xport *socks[2] = {w.ctrl, w.data};
     while (!stopped(&w)) {
         int64_t now = hx_clock_now_us();
@@ -739,6 +763,22 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
             break;
         }
         int done = 0;
+        if (rd[0]) {
+            w.last_coord_us = hx_clock_now_us();
+        }
+        int64_t silent_us = hx_clock_now_us() - w.last_coord_us;
+        if (silent_us > WORKER_COORD_SILENCE_US) {
+            /* the coordinator pings every heartbeat period: it is gone; wait for it anew */
+            log_warn("worker %s: coordinator silent for %.1f s; registering again", o->name,
+                     (double)silent_us * 1e-6);
+            forget_all(&w);
+            rc = join(&w, diag);
+            if (rc != 0) {
+                break;
+            }
+            w.last_coord_us = hx_clock_now_us();
+            continue;
+        }
         for (int i = 0; i < 2 && !done; i++) {
             if (rd[i]) {
                 int r = drain(&w, socks[i]);
@@ -750,9 +790,6 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
                 } else if (r == 2) {
                     forget_all(&w);
                     rc = join(&w, diag);
-                    for (int t = 0; t < 3 && rc == HX_EINVAL; t++) {
-                        rc = join(&w, diag); /* a stale REJECT may still be in flight */
-                    }
                     if (rc != 0) {
                         done = 1;
                     }

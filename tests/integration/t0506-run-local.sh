@@ -9,7 +9,7 @@ command -v jq >/dev/null 2>&1 || { echo "jq not installed"; exit 77; }
 out=$(mktemp)
 "$HELIX" run --local --port 0 > "$out" 2>&1 &
 pid=$!
-trap 'kill -9 $pid 2>/dev/null; for w in $(pgrep -P $pid 2>/dev/null); do kill -9 $w; done; rm -f "$out"' EXIT
+trap 'ws=$(pgrep -P $pid 2>/dev/null); kill -9 $pid 2>/dev/null; for w in $ws; do kill -9 $w 2>/dev/null; done; rm -f "$out"' EXIT
 i=0
 while ! grep -q 'curl -s' "$out"; do
     i=$((i + 1))
