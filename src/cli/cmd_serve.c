@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "base/strbuf.h"
@@ -78,7 +79,10 @@ static int be_submit(void *ctx, const struct api_request *req, struct api_stream
     q.max_tokens = req->max_tokens > 0 ? (int)req->max_tokens : 16;
     q.temperature = (float)req->temperature;
     q.top_p = req->top_p > 0 ? (float)req->top_p : 1.0f;
-    q.seed = req->has_seed ? req->seed : 0;
+    static _Atomic uint64_t unseeded;
+    /* no seed given: a different one per request (OpenAI's behaviour), else reproducible */
+    q.seed = req->has_seed ? req->seed
+                           : (uint64_t)hx_clock_now_us() * 0x9E3779B97F4A7C15ull + ++unseeded;
     /* stop sequences are applied by the api server on the text it streams */
     api_stream_ref(stream);
     struct coord_stream *unused = NULL;

@@ -411,3 +411,54 @@ TEST(runtime_coord_malformed_frames_drop_only_themselves)
     wjoin(&w[1]);
     xfree(want);
 }
+
+TEST(runtime_coord_random_and_swarm_schedulers_route)
+{
+    quiet(LOG_LEVEL_OFF);
+    const enum coord_sched scheds[2] = {COORD_SCHED_RANDOM, COORD_SCHED_SWARM};
+    char *want = reference("And God said", 16);
+    for (int k = 0; k < 2; k++) {
+        struct coord_node_spec nodes[3] = {
+            {"full", 0, 6, 1.0}, {"p1", 0, 3, 1.0}, {"p2", 3, 6, 1.0}};
+        struct coord_opts o;
+        memset(&o, 0, sizeof(o));
+        o.model_dir = MODEL;
+        o.workers = "tcp://127.0.0.1:*";
+        o.token = "tok";
+        o.n_nodes = 3;
+        o.nodes = nodes;
+        o.sched = scheds[k];
+        o.seed = 7;
+        struct coord *c = NULL;
+        struct hx_diag d;
+        ASSERT_MSG(coord_new(&o, &c, &d) == 0, "%s", d.msg);
+        ASSERT(coord_start(c, &d) == 0);
+        struct wthread w[3];
+        for (int i = 0; i < 3; i++) {
+            wstart(&w[i], coord_endpoint(c), nodes[i].name, "tok");
+        }
+        ASSERT_MSG(coord_wait_ready(c, 20000, &d) == 0, "%s", d.msg);
+        struct coord_stream *s[8];
+        for (int i = 0; i < 8; i++) {
+            struct coord_request q = greedy("And God said", 16);
+            ASSERT(coord_submit(c, &q, &s[i], &d) == 0);
+        }
+        for (int i = 0; i < 8; i++) {
+            int type = 0;
+            char *got = drain(s[i], &type, NULL, 0);
+            ASSERT_EQ(type, COORD_EVENT_DONE);
+            ASSERT_MSG(strcmp(got, want) == 0, "%s: got '%s'", coord_sched_name(scheds[k]), got);
+            xfree(got);
+            coord_stream_free(s[i]);
+        }
+        coord_free(c);
+        for (int i = 0; i < 3; i++) {
+            wjoin(&w[i]);
+        }
+    }
+    xfree(want);
+    enum coord_sched p;
+    ASSERT_EQ(coord_sched_parse("swarm", &p), 0);
+    ASSERT_EQ(p, COORD_SCHED_SWARM);
+    ASSERT_EQ(coord_sched_parse("fastest", &p), HX_EINVAL);
+}
