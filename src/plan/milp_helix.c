@@ -41,6 +41,8 @@ struct milp_helix {
     int *edge_fwd, *edge_rev;             /* per cluster link: edge index or -1 */
     int *sym_class;                       /* per node: class id (= smallest member index) */
     int *col_g;                           /* path_work: column of g_i1 per node, or NULL */
+    int *col_x;                           /* arc_flow: column of x_i,0,1 per node, or NULL */
+    int *col_y;                           /* arc_flow: column of y_i,0,1 per node */
     struct milp_model *model;
 };
 
@@ -152,6 +154,8 @@ void milp_helix_free(struct milp_helix *h)
     xfree(h->edge_rev);
     xfree(h->sym_class);
     xfree(h->col_g);
+    xfree(h->col_x);
+    xfree(h->col_y);
     milp_model_free(h->model);
     xfree(h);
 }
@@ -162,6 +166,8 @@ static int add_edge(struct milp_helix *h, int from, int to, int link, double cap
     h->edges[e] = (struct milp_helix_edge){.from = from, .to = to, .link = link, .capacity = cap};
     return (int)e;
 }
+
+static int build_arc_columns(struct milp_helix *h);
 
 static int build_columns(struct milp_helix *h)
 {
@@ -216,6 +222,12 @@ static int build_columns(struct milp_helix *h)
             }
         }
     }
+    if (h->opt.arc_flow && h->opt.conn == LAYOUT_STRICT) {
+        int rc = build_arc_columns(h);
+        if (rc != HX_OK) {
+            return rc;
+        }
+    }
     if (h->opt.path_work && h->opt.conn == LAYOUT_STRICT) {
         h->col_g = xcalloc((size_t)h->n, sizeof(int));
         for (int i = 0; i < h->n; i++) {
@@ -227,6 +239,38 @@ static int build_columns(struct milp_helix *h)
                 }
                 if (k == 1) {
                     h->col_g[i] = col;
+                }
+            }
+        }
+    }
+    return HX_OK;
+}
+
+/* Offset of arc (p, k) within a node's block: sizes 1..k-1 come first, L-q+1 starts each. */
+static int arc_off(int L, int k, int p)
+{
+    return (k - 1) * (L + 1) - (k - 1) * k / 2 + p;
+}
+
+static int build_arc_columns(struct milp_helix *h)
+{
+    char name[64];
+    h->col_x = xcalloc((size_t)h->n, sizeof(int));
+    h->col_y = xcalloc((size_t)h->n, sizeof(int));
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < h->n; i++) {
+            for (int k = 1; k <= h->maxk[i]; k++) {
+                for (int p = 0; p + k <= h->L; p++) {
+                    snprintf(name, sizeof(name), "%s_%d_%d_%d", pass ? "arcflow" : "arc", i, p, k);
+                    int col =
+                        pass ? milp_col_add(h->model, 0, INFINITY, 0, MILP_VAR_CONTINUOUS, name)
+                             : milp_col_add(h->model, 0, 1, 0, MILP_VAR_BINARY, name);
+                    if (col < 0) {
+                        return col;
+                    }
+                    if (k == 1 && p == 0) {
+                        (pass ? h->col_y : h->col_x)[i] = col;
+                    }
                 }
             }
         }
@@ -252,6 +296,111 @@ static void rb_add_total(struct rowbuf *r, const struct milp_helix *h, double co
             rb_add(r, h->col_f[e], coef);
         }
     }
+}
+
+/* Add sum_k x_i,p-k,k (node i ends at boundary p) times coef. */
+static void rb_add_ends(struct rowbuf *r, const struct milp_helix *h, int i, int p, double coef)
+{
+    for (int k = 1; k <= h->maxk[i] && k <= p; k++) {
+        rb_add(r, h->col_x[i] + arc_off(h->L, k, p - k), coef);
+    }
+}
+
+/* Add sum_k x_i,p,k (node i starts at boundary p) times coef. */
+static void rb_add_starts(struct rowbuf *r, const struct milp_helix *h, int i, int p, double coef)
+{
+    for (int k = 1; k <= h->maxk[i] && p + k <= h->L; k++) {
+        rb_add(r, h->col_x[i] + arc_off(h->L, k, p), coef);
+    }
+}
+
+/* The arc_flow strengthening (strict connectivity). */
+static int build_arc_rows(struct milp_helix *h, struct rowbuf *r)
+{
+    char name[64];
+    const int L = h->L;
+    int rc = HX_OK;
+    for (int i = 0; i < h->n && rc == HX_OK; i++) {
+        /* sum_p x_ipk = b_ik; sum_p,k p x_ipk = s_i; y_ipk <= T_i(k) x_ipk; sum y = inflow_i */
+        for (int k = 1; k <= h->maxk[i] && rc == HX_OK; k++) {
+            for (int p = 0; p + k <= L; p++) {
+                rb_add(r, h->col_x[i] + arc_off(L, k, p), 1.0);
+            }
+            rb_add(r, h->col_b[i] + k - 1, -1.0);
+            snprintf(name, sizeof(name), "arcsize_%d_%d", i, k);
+            rc = rb_emit(h, r, 0, 0, name);
+        }
+        for (int k = 1; k <= h->maxk[i]; k++) {
+            for (int p = 1; p + k <= L; p++) {
+                rb_add(r, h->col_x[i] + arc_off(L, k, p), (double)p);
+            }
+        }
+        rb_add(r, h->col_s[i], -1.0);
+        snprintf(name, sizeof(name), "arcstart_%d", i);
+        rc = rc ? rc : rb_emit(h, r, 0, 0, name);
+        for (int k = 1; k <= h->maxk[i] && rc == HX_OK; k++) {
+            for (int p = 0; p + k <= L && rc == HX_OK; p++) {
+                rb_add(r, h->col_y[i] + arc_off(L, k, p), 1.0);
+                rb_add(r, h->col_x[i] + arc_off(L, k, p), -h->cap[i][k - 1]);
+                snprintf(name, sizeof(name), "arccap_%d_%d_%d", i, p, k);
+                rc = rb_emit(h, r, -INFINITY, 0, name);
+            }
+        }
+        for (int k = 1; k <= h->maxk[i]; k++) {
+            for (int p = 0; p + k <= L; p++) {
+                rb_add(r, h->col_y[i] + arc_off(L, k, p), 1.0);
+            }
+        }
+        rb_add_inflow(r, h, i, -1.0);
+        snprintf(name, sizeof(name), "arcsum_%d", i);
+        rc = rc ? rc : rb_emit(h, r, 0, 0, name);
+    }
+    /* conservation at boundary p: flow of arcs ending at p = flow of arcs starting at p;
+     * F at p = 0 and p = L */
+    for (int p = 0; p <= L && rc == HX_OK; p++) {
+        for (int i = 0; i < h->n; i++) {
+            for (int k = 1; k <= h->maxk[i]; k++) {
+                if (p - k >= 0) {
+                    rb_add(r, h->col_y[i] + arc_off(L, k, p - k), 1.0);
+                }
+                if (p + k <= L) {
+                    rb_add(r, h->col_y[i] + arc_off(L, k, p), -1.0);
+                }
+            }
+        }
+        if (p == 0) {
+            rb_add_total(r, h, 1.0);
+        } else if (p == L) {
+            rb_add_total(r, h, -1.0);
+        }
+        snprintf(name, sizeof(name), "boundary_%d", p);
+        rc = rb_emit(h, r, 0, 0, name);
+    }
+    /* edges: source only into arcs starting at 0, sink only from arcs ending at L, and a
+     * compute switch only where i ends exactly where j starts */
+    for (size_t e = 0; e < h->n_edges && rc == HX_OK; e++) {
+        const struct milp_helix_edge *ed = &h->edges[e];
+        if (ed->from == CLUSTER_SOURCE || ed->to == CLUSTER_SINK) {
+            int i = ed->from == CLUSTER_SOURCE ? ed->to : ed->from;
+            rb_add(r, h->col_d[e], 1.0);
+            if (ed->from == CLUSTER_SOURCE) {
+                rb_add_starts(r, h, i, 0, -1.0);
+            } else {
+                rb_add_ends(r, h, i, L, -1.0);
+            }
+            snprintf(name, sizeof(name), "arcend_%zu", e);
+            rc = rb_emit(h, r, -INFINITY, 0, name);
+            continue;
+        }
+        for (int p = 1; p < L && rc == HX_OK; p++) {
+            rb_add(r, h->col_d[e], 1.0);
+            rb_add_ends(r, h, ed->from, p, 1.0);
+            rb_add_starts(r, h, ed->to, p, -1.0);
+            snprintf(name, sizeof(name), "arclink_%zu_%d", e, p);
+            rc = rb_emit(h, r, -INFINITY, 1, name);
+        }
+    }
+    return rc;
 }
 
 static int build_rows(struct milp_helix *h)
@@ -493,6 +642,9 @@ static int build_rows(struct milp_helix *h)
         }
         rb_add_total(&r, h, -L);
         rc = rb_emit(h, &r, 0, 0, "pathwork");
+    }
+    if (h->col_x && rc == HX_OK) {
+        rc = build_arc_rows(h, &r);
     }
     rb_free(&r);
     return rc;
@@ -765,6 +917,19 @@ int milp_helix_vector_from_layout(const struct milp_helix *h, const struct layou
         x[h->col_f[e]] = f > 0 ? f : 0;
     }
     flow_report_release(&rep);
+    if (h->col_x) {
+        for (int i = 0; i < h->n; i++) {
+            double in = 0;
+            for (size_t e = 0; e < h->n_edges; e++) {
+                if (h->edges[e].to == i) {
+                    in += x[h->col_f[e]];
+                }
+            }
+            int off = arc_off(h->L, lay->nodes[i].n_layers, lay->nodes[i].start);
+            x[h->col_x[i] + off] = 1;
+            x[h->col_y[i] + off] = in;
+        }
+    }
     if (h->col_g) {
         for (int i = 0; i < h->n; i++) {
             double in = 0;

@@ -17,7 +17,13 @@
  *                sink and every other node) are ordered: (k_max+1) s_i + k_i <= same for j;
  *   path_work    (strict only) per-size node flows g_ik <= T_i(k) b_ik with sum_k g_ik =
  *                inflow_i, inflow_i <= F, and sum_i sum_k k g_ik = L F: in a strict pipeline
- *                every token path visits a node at most once and its sizes sum to exactly L.
+ *                every token path visits a node at most once and its sizes sum to exactly L;
+ *   arc_flow     (strict only) position-indexed binaries x_ipk ("node i holds [p, p+k)")
+ *                linked to s and b, arc flows y_ipk <= T_i(k) x_ipk summing to inflow_i,
+ *                flow conservation at every layer boundary, source/sink edges only from/to
+ *                arcs starting at 0 / ending at L, and d_ij <= 1 - ends_i(p) + starts_j(p).
+ *                All hold in every integer solution of Helix's model (the arc of node i is
+ *                its placement), so the optimum is unchanged.
  * Index conventions: nodes are cluster indices, endpoints CLUSTER_SOURCE / CLUSTER_SINK.
  */
 #ifndef HX_PLAN_MILP_HELIX_H
@@ -42,6 +48,7 @@ struct milp_helix_options {
     bool work_bound;
     bool symmetry;
     bool path_work;
+    bool arc_flow;
 };
 
 /* Helix's defaults for its 70B runs: strict, remove_redundant on, no strengthening. */

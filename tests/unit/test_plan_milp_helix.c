@@ -264,7 +264,7 @@ TEST(plan_milp_helix_strengthened_start_is_feasible)
     ASSERT_OK(layout_read_file("data/layouts/cluster10_30b/ilp_sol.ini", 10, &l, &d));
     struct milp_helix_options o;
     milp_helix_options_init(&o);
-    o.tight_caps = o.work_bound = o.symmetry = o.path_work = true;
+    o.tight_caps = o.work_bound = o.symmetry = o.path_work = o.arc_flow = true;
     struct milp_helix *h = NULL;
     ASSERT_OK(milp_helix_new(f.c, f.m, f.tp, f.mp, &o, &h, &d));
     double *x = xmalloc(milp_model_n_cols(milp_helix_model(h)) * sizeof(double));
