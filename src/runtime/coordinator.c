@@ -883,7 +883,7 @@ static void admit(struct coord *c)
             if (r->n_gen == 0 && r->attempts == 0 && any_loading) {
                 continue; /* workers still loading: wait for them */
             }
-            req_fail(c, i, HX_EINFEASIBLE, msg);
+            req_fail(c, i, HX_ECLOSED, msg); /* "unavailable" (HTTP 503), not a bad request */
             i--;
             continue;
         }
@@ -1059,6 +1059,9 @@ static void handle_token(struct coord *c, const struct xport_msg *m)
         }
     }
     int32_t tok = m->body.token.token_id;
+    if (r->n_gen >= r->max_new) {
+        return; /* cannot happen (seq is checked); never write past gen[] */
+    }
     r->gen[r->n_gen++] = tok;
     if (tok == c->eos_id && !r->ignore_eos) {
         req_done(c, idx, "stop");

@@ -50,6 +50,9 @@ grep -q 'no route' "$WORK/b" || fail "(b) error does not say why: $(grep error "
 [ $ms -le 2000 ] || fail "(b) the error took $ms ms (> 2 s)"
 curl -s "$URL/health" >/dev/null || fail "(b) coordinator not answering"
 echo "(b) ok: error event after $ms ms"
+c=$(curl -s -o "$WORK/b503" -w '%{http_code}' "$URL/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"model":"kjv-llama-6m","prompt":"In the beginning","max_tokens":4}')
+[ "$c" = 503 ] && grep -q 'no route' "$WORK/b503" || fail "(b) new request without a route: $c $(cat "$WORK/b503")"
 # (c) restart both; the cluster heals and the restarted workers take traffic
 worker_start full
 worker_start p2
