@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -184,7 +185,8 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  --cluster FILE        cluster INI (Helix format)\n"
-            "  --plan DIR            a `helix plan` output directory (DIR/placement.ini)\n"
+            "  --plan DIR|FILE       a `helix plan` output directory (DIR/placement.ini, or\n"
+            "                        Helix's ilp_sol.ini), or a layout file\n"
             "  --method M            plan now with this method (needs --model-profile)\n"
             "  --model-profile P     model profile for planning and node capacities\n"
             "                        (llama2_70b, llama1_30b or a path); without it every\n"
@@ -327,7 +329,18 @@ int cmd_serve(int argc, char **argv)
         }
     }
     if (plan_dir) {
-        snprintf(path, sizeof(path), "%s/placement.ini", plan_dir);
+        /* a layout file, or a directory holding placement.ini (helix plan) or ilp_sol.ini */
+        struct stat st;
+        snprintf(path, sizeof(path), "%s", plan_dir);
+        if (stat(plan_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(path, sizeof(path), "%s/placement.ini", plan_dir);
+            if (stat(path, &st) != 0) {
+                snprintf(path, sizeof(path), "%s/ilp_sol.ini", plan_dir);
+            }
+            if (stat(path, &st) != 0) {
+                snprintf(path, sizeof(path), "%s/placement.ini", plan_dir);
+            }
+        }
         if (layout_read_file(path, cl->n_nodes, &l, &d) != 0) {
             ret = cli_error("%s", d.msg);
             goto out;
