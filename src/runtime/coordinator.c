@@ -180,6 +180,7 @@ struct coord {
     uint64_t completed;
     uint64_t failed;
     uint64_t rerouted;
+    uint64_t cancelled; /* the client went away, or the api stopped it (stop string, limit) */
     /* shared with client threads, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1226,9 +1227,11 @@ static void metrics_render(struct coord *c)
                 "helix_requests_completed_total %llu\n"
                 "# TYPE helix_requests_failed_total counter\nhelix_requests_failed_total %llu\n"
                 "# TYPE helix_requests_rerouted_total counter\n"
-                "helix_requests_rerouted_total %llu\n",
+                "helix_requests_rerouted_total %llu\n"
+                "# TYPE helix_requests_cancelled_total counter\n"
+                "helix_requests_cancelled_total %llu\n",
                 (unsigned long long)c->completed, (unsigned long long)c->failed,
-                (unsigned long long)c->rerouted);
+                (unsigned long long)c->rerouted, (unsigned long long)c->cancelled);
     double fv = c->sched ? sched_flow_value(c->sched) : 0;
     strbuf_addf(&sb,
                 "# HELP helix_planned_flow_tokens_per_second Max-flow of the live placement.\n"
@@ -1378,6 +1381,7 @@ static void *loop_main(void *arg)
         take_inbox(c);
         for (int i = 0; i < c->n_reqs; i++) {
             if (req_cancelled(c->reqs[i])) {
+                c->cancelled++;
                 req_remove(c, i);
                 i--;
             }
