@@ -23,6 +23,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 /* Print "hx: error: <msg>" and "see 'helix <cmd> --help'" to stderr; returns CLI_EXIT_USAGE. */

@@ -21,6 +21,8 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "coordinator: OpenAI-compatible HTTP API over ZeroMQ workers"},
     {"worker", cmd_worker, "worker: run a layer range for a coordinator"},
     {"run", cmd_run, "start a local heterogeneous cluster serving the bundled model"},
+    {"profile", cmd_profile,
+     "measure this machine's per-layer times for a model (for the planner)"},
     {"version", cmd_version, "print the version"},
 };
 
