@@ -43,6 +43,10 @@ struct milp_helix {
     int *col_g;                           /* path_work: column of g_i1 per node, or NULL */
     int *col_x;                           /* arc_flow: column of x_i,0,1 per node, or NULL */
     int *col_y;                           /* arc_flow: column of y_i,0,1 per node */
+    size_t n_tau;                         /* cover_cuts: thresholds and their z columns */
+    double *tau;
+    int *col_z;
+    double ub; /* compute-only upper bound sum_i max_k k T_i(k) / L */
     struct milp_model *model;
 };
 
@@ -156,6 +160,8 @@ void milp_helix_free(struct milp_helix *h)
     xfree(h->col_g);
     xfree(h->col_x);
     xfree(h->col_y);
+    xfree(h->tau);
+    xfree(h->col_z);
     milp_model_free(h->model);
     xfree(h);
 }
@@ -168,6 +174,46 @@ static int add_edge(struct milp_helix *h, int from, int to, int link, double cap
 }
 
 static int build_arc_columns(struct milp_helix *h);
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* cover_cuts: one binary z per distinct node capacity below the compute-only bound. */
+static int build_cover_columns(struct milp_helix *h)
+{
+    size_t cnt = 0;
+    for (int i = 0; i < h->n; i++) {
+        cnt += (size_t)h->maxk[i];
+    }
+    h->tau = xmalloc((cnt ? cnt : 1) * sizeof(double));
+    size_t q = 0;
+    for (int i = 0; i < h->n; i++) {
+        for (int k = 1; k <= h->maxk[i]; k++) {
+            h->tau[q++] = h->cap[i][k - 1];
+        }
+    }
+    qsort(h->tau, q, sizeof(double), cmp_double);
+    size_t w = 0;
+    for (size_t r = 0; r < q; r++) {
+        if (h->tau[r] > 0 && h->tau[r] < h->ub && (w == 0 || h->tau[r] != h->tau[w - 1])) {
+            h->tau[w++] = h->tau[r];
+        }
+    }
+    h->n_tau = w;
+    h->col_z = xmalloc((w ? w : 1) * sizeof(int));
+    char name[64];
+    for (size_t t = 0; t < w; t++) {
+        snprintf(name, sizeof(name), "above_%zu", t);
+        h->col_z[t] = milp_col_add(h->model, 0, 1, 0, MILP_VAR_BINARY, name);
+        if (h->col_z[t] < 0) {
+            return h->col_z[t];
+        }
+    }
+    return HX_OK;
+}
 
 static int build_columns(struct milp_helix *h)
 {
@@ -220,6 +266,12 @@ static int build_columns(struct milp_helix *h)
             if (h->col_c1[e] < 0 || h->col_c2[e] < 0) {
                 return HX_EINVAL;
             }
+        }
+    }
+    if (h->opt.cover_cuts) {
+        int rc = build_cover_columns(h);
+        if (rc != HX_OK) {
+            return rc;
         }
     }
     if (h->opt.arc_flow && h->opt.conn == LAYOUT_STRICT) {
@@ -646,6 +698,23 @@ static int build_rows(struct milp_helix *h)
     if (h->col_x && rc == HX_OK) {
         rc = build_arc_rows(h, &r);
     }
+    /* cover cuts: F <= tau + (UB - tau) z;  sum_i sum_k w_ik k b_ik >= L z */
+    for (size_t t = 0; t < h->n_tau && rc == HX_OK; t++) {
+        double tau = h->tau[t];
+        rb_add_total(&r, h, 1.0);
+        rb_add(&r, h->col_z[t], -(h->ub - tau));
+        snprintf(name, sizeof(name), "above_%zu", t);
+        rc = rb_emit(h, &r, -INFINITY, tau, name);
+        for (int i = 0; i < h->n && rc == HX_OK; i++) {
+            for (int k = 1; k <= h->maxk[i]; k++) {
+                double wgt = h->cap[i][k - 1] > tau ? 1.0 : 0.5;
+                rb_add(&r, h->col_b[i] + k - 1, wgt * k);
+            }
+        }
+        rb_add(&r, h->col_z[t], -L);
+        snprintf(name, sizeof(name), "cover_%zu", t);
+        rc = rc ? rc : rb_emit(h, &r, 0, INFINITY, name);
+    }
     rb_free(&r);
     return rc;
 }
@@ -709,6 +778,15 @@ int milp_helix_new(const struct cluster *c, const struct model_profile *m,
                 h->capmax[i] = v;
             }
         }
+    }
+    for (int i = 0; i < n; i++) {
+        double best = 0;
+        for (int k = 1; k <= h->maxk[i]; k++) {
+            if (k * h->cap[i][k - 1] > best) {
+                best = k * h->cap[i][k - 1];
+            }
+        }
+        h->ub += best / h->L;
     }
     for (int j = 0; j < n; j++) {
         h->sym_class[j] = j;
@@ -917,6 +995,17 @@ int milp_helix_vector_from_layout(const struct milp_helix *h, const struct layou
         x[h->col_f[e]] = f > 0 ? f : 0;
     }
     flow_report_release(&rep);
+    if (h->col_z) {
+        double total = 0;
+        for (size_t e = 0; e < h->n_edges; e++) {
+            if (h->edges[e].from == CLUSTER_SOURCE) {
+                total += x[h->col_f[e]];
+            }
+        }
+        for (size_t t = 0; t < h->n_tau; t++) {
+            x[h->col_z[t]] = total > h->tau[t] ? 1 : 0;
+        }
+    }
     if (h->col_x) {
         for (int i = 0; i < h->n; i++) {
             double in = 0;

@@ -23,7 +23,12 @@
  *                flow conservation at every layer boundary, source/sink edges only from/to
  *                arcs starting at 0 / ending at L, and d_ij <= 1 - ends_i(p) + starts_j(p).
  *                All hold in every integer solution of Helix's model (the arc of node i is
- *                its placement), so the optimum is unchanged.
+ *                its placement), so the optimum is unchanged;
+ *   cover_cuts   for each distinct node capacity tau below the compute-only bound UB: a
+ *                binary z (F <= tau + (UB - tau) z) and sum_i sum_k w_ik k b_ik >= L z with
+ *                w_ik = 1 if T_i(k) > tau else 1/2. If F > tau, every layer is crossed by
+ *                flow F, so it is covered by one node with T > tau or by at least two nodes;
+ *                summing the covering weights over the L layers gives the row.
  * Index conventions: nodes are cluster indices, endpoints CLUSTER_SOURCE / CLUSTER_SINK.
  */
 #ifndef HX_PLAN_MILP_HELIX_H
@@ -49,6 +54,7 @@ struct milp_helix_options {
     bool symmetry;
     bool path_work;
     bool arc_flow;
+    bool cover_cuts;
 };
 
 /* Helix's defaults for its 70B runs: strict, remove_redundant on, no strengthening. */
