@@ -1,16 +1,174 @@
 /*
- * cmd_profile.c - `helix profile`. Not built yet: it says so and fails.
+ * cmd_profile.c - `helix profile --model DIR [--threads N] [--type NAME] [--kv-bytes B]
+ * [--out DIR] [--max-seconds S]`: measure one transformer layer of the model on this machine
+ * (src/runtime/profile.c) and write a "model x node type" profile that `helix flow`, `helix
+ * plan` and `helix simulate` accept. An existing profile of the same model in --out is kept
+ * and the type added (or replaced), so several node types can be measured one after another.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "base/status.h"
 #include "cli/cli.h"
+#include "core/model.h"
+#include "runtime/runtime.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: helix profile --model DIR [options]\n"
+               "\n"
+               "Measure one transformer layer of the model on this machine (CPU backend) for\n"
+               "prefill batches of growing token counts and decode batches of growing sequence\n"
+               "counts, and write the model profile the planner reads (OUT/<model>.ini and\n"
+               "OUT/profiles/<model>/<type>/{prompt,decode}_bs2time.csv, times in ms per layer).\n"
+               "A profile already in OUT for the same model keeps its other types.\n"
+               "\n"
+               "options:\n"
+               "  --model DIR        model directory (default: the bundled models/kjv-llama-6m)\n"
+               "  --threads N        CPU threads of the node type (default: all online CPUs)\n"
+               "  --type NAME        node type name (default cpu-t<N>)\n"
+               "  --kv-bytes B       KV budget of a worker of this type (default: the worker's)\n"
+               "  --out DIR          output directory (default profile)\n"
+               "  --max-seconds S    measuring time budget (default 3)\n"
+               "  --max-input-len N  longest prompt of the workload (default: half the model's\n"
+               "                     context; 2048 to simulate the bundled Azure traces)\n"
+               "  --quiet            no progress on stderr\n");
+}
+
+struct progress {
+    int quiet;
+};
+
+static void on_progress(void *user, const char *what, double x, double ms, int i, int n)
+{
+    const struct progress *pg = user;
+    if (!pg->quiet) {
+        fprintf(stderr, "  %-6s %2d/%-2d  batch %6.0f  %9.4f ms/layer\n", what, i, n, x, ms);
+    }
+}
 
 int cmd_profile(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: helix profile ...\n\n'helix profile' is not implemented yet.\n");
-        return CLI_EXIT_OK;
+    const char *model_arg = "models/kjv-llama-6m";
+    const char *out = "profile";
+    const char *type = NULL;
+    long threads = 0;
+    double kv = 0;
+    double secs = 3;
+    long mil = 0;
+    struct progress pg = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "--quiet") == 0) {
+            pg.quiet = 1;
+            continue;
+        } else if (!v) {
+            return cli_usage_error("profile", "unknown or incomplete option '%s'", a);
+        }
+        i++;
+        if (strcmp(a, "--model") == 0) {
+            model_arg = v;
+        } else if (strcmp(a, "--out") == 0) {
+            out = v;
+        } else if (strcmp(a, "--type") == 0) {
+            type = v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (cli_parse_long(v, &threads) != 0 || threads < 1 || threads > 1024) {
+                return cli_usage_error("profile", "--threads wants 1..1024, not '%s'", v);
+            }
+        } else if (strcmp(a, "--kv-bytes") == 0) {
+            if (cli_parse_double(v, &kv) != 0 || kv < 1 || kv > 1e15) {
+                return cli_usage_error("profile", "--kv-bytes wants a positive size, not '%s'", v);
+            }
+        } else if (strcmp(a, "--max-input-len") == 0) {
+            if (cli_parse_long(v, &mil) != 0 || mil < 1 || mil > 65536) {
+                return cli_usage_error("profile", "--max-input-len wants 1..65536, not '%s'", v);
+            }
+        } else if (strcmp(a, "--max-seconds") == 0) {
+            if (cli_parse_double(v, &secs) != 0 || !(secs > 0) || secs > 3600) {
+                return cli_usage_error("profile", "--max-seconds wants (0, 3600], not '%s'", v);
+            }
+        } else {
+            return cli_usage_error("profile", "unknown option '%s'", a);
+        }
     }
-    return cli_error("'helix profile' is not implemented yet");
+    char model[4096];
+    if (cli_resolve_data(model_arg, model, sizeof(model)) != 0) {
+        return cli_error("model directory %s not found", model_arg);
+    }
+    struct rt_profile_opts o;
+    memset(&o, 0, sizeof(o));
+    o.model_dir = model;
+    o.type = type;
+    o.threads = (int)threads;
+    o.kv_bytes = (uint64_t)kv;
+    o.max_seconds = secs;
+    o.max_input_len = (int)mil;
+    o.progress = on_progress;
+    o.progress_user = &pg;
+
+    struct hx_diag d;
+    struct rt_prof *p = NULL;
+    /* merge into an existing profile of the same model in --out */
+    {
+        struct rt_prof *probe = NULL;
+        /* the INI's name is the model's directory name, as rt_profile_measure derives it */
+        const char *base = strrchr(model, '/');
+        base = base && base[1] ? base + 1 : model;
+        char ini[4400];
+        snprintf(ini, sizeof(ini), "%s/%s.ini", out, base);
+        struct stat st;
+        if (stat(ini, &st) == 0) {
+            struct model_profile *mp = NULL;
+            if (model_profile_read_file(ini, &mp, &d) != 0 ||
+                rt_profile_from_model(mp, &probe, &d) != 0) {
+                model_profile_free(mp);
+                return cli_error("existing profile %s: %s (remove it or choose another --out)", ini,
+                                 d.msg);
+            }
+            model_profile_free(mp);
+            p = probe;
+        }
+    }
+    if (!pg.quiet) {
+        fprintf(stderr, "hx: profiling %s (type %s, %ld threads, %.3g s) ...\n", model,
+                type ? type : "cpu-t<N>", threads, secs);
+    }
+    if (rt_profile_measure(&o, &p, &d) != 0) {
+        rt_profile_free(p);
+        return cli_error("%s", d.msg);
+    }
+    char ini[4400];
+    if (rt_profile_write(p, out, ini, sizeof(ini), &d) != 0) {
+        rt_profile_free(p);
+        return cli_error("%s", d.msg);
+    }
+    /* read it back: what the planner will see */
+    struct model_profile *mp = NULL;
+    if (model_profile_read_file(ini, &mp, &d) != 0) {
+        rt_profile_free(p);
+        return cli_error("wrote %s but cannot read it back: %s", ini, d.msg);
+    }
+    const struct rt_prof_type *t = &p->types[p->n_types - 1];
+    for (int i = 0; i < p->n_types; i++) {
+        if ((type && strcmp(p->types[i].type, type) == 0) ||
+            (!type && p->types[i].threads == (int)threads)) {
+            t = &p->types[i];
+        }
+    }
+    printf("%s\n", ini);
+    printf("type %s: max_layers %d, kv_blocks(1) %d, prompt %d points up to %.0f tokens "
+           "(%.3f ms), decode %d points up to %.0f sequences (%.3f ms)\n",
+           t->type, t->max_layers, t->kv_blocks[0], t->n_prompt, t->prompt_x[t->n_prompt - 1],
+           t->prompt_ms[t->n_prompt - 1], t->n_decode, t->decode_x[t->n_decode - 1],
+           t->decode_ms[t->n_decode - 1]);
+    model_profile_free(mp);
+    rt_profile_free(p);
+    return CLI_EXIT_OK;
 }

@@ -24,11 +24,8 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cli/cli.h"
+#include "cli/serve_int.h"
 #include "runtime/runtime.h"
-
-/* In cmd_serve.c (cli.h is not ours to extend). */
-int serve_http_run(struct coord *c, const char *listen, const char *api_key, volatile int *stop,
-                   void (*on_ready)(const char *url, void *user), void *user);
 
 #define RUN_MAX_WORKERS 8
 

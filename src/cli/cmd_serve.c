@@ -20,15 +20,12 @@
 #include "base/status.h"
 #include "base/strbuf.h"
 #include "cli/cli.h"
+#include "cli/serve_int.h"
 #include "core/cluster.h"
 #include "core/layout.h"
 #include "core/model.h"
 #include "plan/plan.h"
 #include "runtime/runtime.h"
-
-/* Shared with cmd_run.c (cli.h is not ours to extend). */
-int serve_http_run(struct coord *c, const char *listen, const char *api_key, volatile int *stop,
-                   void (*on_ready)(const char *url, void *user), void *user);
 
 /* ---- the api backend: requests go to the coordinator, tokens come back via a sink -------- */
 

@@ -21,6 +21,7 @@
 
 struct hx_diag;
 struct strbuf;
+struct model_profile;
 
 #define RT_NAME_MAX 63       /* = PROTO_NAME_MAX */
 #define RT_MAX_NODES 64      /* workers one coordinator drives */
@@ -191,5 +192,98 @@ void coord_metrics(struct coord *c, struct strbuf *out);
  */
 size_t coord_stop_scan(const char *text, size_t len, size_t emitted, const char *const *stop,
                        int n_stop, int *stopped);
+
+/* ---- profiling: measure this machine for the planner (profile.c) ------------------------ */
+
+/*
+ * A measured "model x node type" profile in our model-profile format (docs/formats.md, the
+ * same as data/models/llama2_70b.ini + its CSVs): written by rt_profile_write, read back by
+ * model_profile_read_file. Curves are per layer, x = batch tokens, milliseconds.
+ */
+struct rt_prof_type {
+    char type[32];
+    int threads;       /* CPU backend threads it was measured with */
+    uint64_t kv_bytes; /* the KV budget the kv_blocks come from (0: the worker default) */
+    int max_layers;
+    int *kv_blocks;           /* [max_layers], k = 1..max_layers */
+    int *prompt_max_requests; /* [max_layers] */
+    int *decode_max_tokens;   /* [max_layers] */
+    int typical_layers;
+    int typical_layers_large;
+    double initial_perf;
+    int n_prompt;
+    double *prompt_x; /* total prompt tokens of a batch, strictly increasing from 0 */
+    double *prompt_ms;
+    int n_decode;
+    double *decode_x; /* sequences of a decode batch (one token each), from 0 */
+    double *decode_ms;
+};
+
+struct rt_prof {
+    char name[64]; /* model name (the directory's basename, sanitised) */
+    int n_layers;
+    double layer_bytes;
+    double token_bytes;      /* int32 token ids on the wire: 4 */
+    double activation_bytes; /* f32 activations: 4 * hidden */
+    int hidden, heads, kv_heads, ffn;
+    int avg_input_len, avg_output_len, max_input_len, kv_block_size;
+    int decode_per_token_max_context;
+    double kv_cache_hwm;
+    int iterations;
+    int n_types;
+    struct rt_prof_type *types;
+};
+
+struct rt_profile_opts {
+    const char *model_dir; /* HF model directory */
+    const char *type;      /* node type name ([A-Za-z0-9._-]{1,31}); NULL: "cpu-t<threads>" */
+    int threads;           /* CPU backend threads (<= 0: all online CPUs) */
+    uint64_t kv_bytes;     /* KV budget of a worker of this type (0: the worker's default) */
+    double max_seconds;    /* measuring time budget (<= 0: 3 s); at least one run per point */
+    /* Longest prompt of the workload (max_input_len; 0: half the model's context). Larger
+     * than the context is allowed (prompts of a batch are then measured as several
+     * sequences), e.g. 2048 to simulate the bundled Azure traces on a short-context model. */
+    int max_input_len;
+    /* Optional progress, called after each measured point (what = "prompt" | "decode"). */
+    void (*progress)(void *user, const char *what, double x, double ms, int i, int n);
+    void *progress_user;
+};
+
+/*
+ * Measure one transformer layer of the model on this machine (CPU backend, o->threads) for
+ * prefill batches of growing total token counts and decode batches of growing sequence counts
+ * (each sequence at a realistic context: avg_input_len + avg_output_len / 2), and derive the
+ * type's constants (kv_blocks per k from the KV budget, prompt_max_requests, decode_max_tokens,
+ * typical layers, initial perf). Adds the type to *inout (replacing one of the same name), or
+ * creates the profile when *inout is NULL. Times are the minimum over the repetitions that fit
+ * the budget (the least-disturbed run on a shared machine). Returns 0, HX_EINVAL (bad options,
+ * a KV budget that cannot hold one full-context sequence with one layer, a profile of another
+ * model), or the engine's load/step errors.
+ */
+int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
+                       struct hx_diag *diag);
+/* Convert a profile read by model_profile_read_file (curves loaded) for merging. */
+int rt_profile_from_model(const struct model_profile *m, struct rt_prof **out,
+                          struct hx_diag *diag);
+/*
+ * Write DIR/<name>.ini, DIR/profiles/<name>/<type>/{prompt,decode}_bs2time.csv and
+ * DIR/machine_profiles.ini (the types' NICs as loopback, memory = 2 x max_layers x layer_bytes;
+ * for `helix plan/simulate --machine-profiles`), creating directories. ini_path (may be NULL)
+ * receives the INI's path. 0 or HX_EIO.
+ */
+int rt_profile_write(const struct rt_prof *p, const char *dir, char *ini_path, size_t n,
+                     struct hx_diag *diag);
+void rt_profile_free(struct rt_prof *p);
+
+/*
+ * Plan a local cluster: nodes i = 0..n-1 of type types[i] (in m), all linked over loopback
+ * (every pair, source and sink; 10 Gbit/s, 0.1 ms), planned with `auto` within time_limit_s,
+ * strict connectivity. Fills nodes[i] (names[i], range, capacity = the throughput model's
+ * TP(k), i.e. model_node_capacity) and *objective (planner max-flow, tokens/s). A node the plan
+ * leaves unused gets layer_start = layer_end = 0. Returns 0 or the planner's error.
+ */
+int rt_plan_local(const struct model_profile *m, int n, const char *const *types,
+                  const char *const *names, double time_limit_s, struct coord_node_spec *nodes,
+                  double *objective, struct hx_diag *diag);
 
 #endif
