@@ -50,6 +50,11 @@ int main(int argc, char **argv)
          "data/layouts/cluster42_70b/ilp_sol.ini", 4137.55},
         {"cluster10 (30B)", "data/models/llama1_30b.ini", "data/clusters/cluster10.ini",
          "data/layouts/cluster10_30b/ilp_sol.ini", 286.59},
+        /* Helix solved geo24 and cluster42 on its pruned graphs (12 links per node, §2.5) */
+        {"geo24 pruned12", "data/models/llama2_70b.ini", "data/clusters/geo24_pruned12.ini",
+         "data/layouts/geo24_70b/ilp_sol.ini", 1212.18},
+        {"cluster42 pruned12", "data/models/llama2_70b.ini", "data/clusters/cluster42_pruned12.ini",
+         "data/layouts/cluster42_70b/ilp_sol.ini", 4137.55},
     };
     printf("| cluster | method | objective (tok/s) | time (s) | upper bound | gap | vs Helix "
            "Gurobi | check |\n");

@@ -140,10 +140,14 @@ struct ctx {
     struct layout *best_lay;
     char best_from[64];
     double last_report;
+    long last_improve; /* evals at the last improvement of best */
 };
 
 static int time_up(struct ctx *c)
 {
+    if (c->best >= c->ub * (1 - 1e-9)) {
+        return 1; /* the bound proves the incumbent optimal */
+    }
     if (c->evals >= c->budget) {
         return 1;
     }
@@ -341,6 +345,7 @@ static void keep_best(struct ctx *c, const struct layout *l, double v, const cha
             return;
         }
         c->best = v;
+        c->last_improve = c->evals;
         layout_free(c->best_lay);
         c->best_lay = layout_clone(l);
         snprintf(c->best_from, sizeof(c->best_from), "%s", from);
@@ -1108,14 +1113,14 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     char kind[32];
     c.ub = plan_upper_bound(p, kind, sizeof(kind));
     /* evaluation budget: scales down with cluster size (each max-flow costs ~n^2) */
-    c.budget = (long)(6.0e8 / ((double)n * (double)n + 200.0 * n));
+    c.budget = (long)(2.0e9 / ((double)n * (double)n + 200.0 * n));
     if (c.budget > 1000000) {
         c.budget = 1000000;
     }
     c.best = -1.0;
     int small = n <= 16;
     if (small) {
-        c.budget /= 4;
+        c.budget = c.budget / 4 < 30000 ? c.budget / 4 : 30000; /* the exact stage follows */
     }
     if (o->max_evals > 0) {
         c.budget = o->max_evals;
@@ -1212,7 +1217,20 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
         sol_copy(&base_sol, &seeds[b1]);
         double fbase = seed_score[b1];
         char *used = xcalloc((size_t)n, 1);
-        for (int round = 0; !time_up(&c) && c.evals < c.budget; round++) {
+        long budget0 = c.budget;
+        int extensions = 0;
+        for (int round = 0;; round++) {
+            if (c.evals >= c.budget) {
+                /* still improving late: extend (deterministically, by evaluations) */
+                if (o->max_evals > 0 || extensions >= 4 || c.last_improve < c.evals - budget0 / 3) {
+                    break;
+                }
+                c.budget += budget0 / 2;
+                extensions++;
+            }
+            if ((o->now && plan_now(o) >= c.deadline) || c.best >= c.ub * (1 - 1e-9)) {
+                break;
+            }
             long left = c.budget - c.evals;
             long chunk = left / 4 > 2000 ? left / 4 : left;
             sol_copy(&trial, &base_sol);
