@@ -1,14 +1,16 @@
 /*
  * cmd_run.c - `helix run --local [SPEC]` (what `make run` calls): a small heterogeneous
  * cluster on this machine. Starts the coordinator in this process and one `helix worker`
- * child process per SPEC entry (threads and KV budget differ), places the bundled model on
- * them, serves the OpenAI API and prints the URL and a curl line; Ctrl-C stops everything.
+ * child process per SPEC entry (threads and KV budget differ), plans the bundled model on
+ * them from real numbers, serves the OpenAI API and prints the URL and a curl line; Ctrl-C
+ * stops everything.
  *
- * Placement (documented minimal path, see docs/serving.md): the planner needs a model profile
- * per GPU type and there is none for the bundled model on CPU workers, so the local cluster
- * uses a fixed heterogeneous layout: the largest worker holds every layer (a one-stage
- * pipeline) and the others form a second pipeline, layers split in proportion to threads.
- * Node capacities (tokens/s, for the max-flow and IWRR) are threads / layers held.
+ * Planning: each distinct thread count is profiled (src/runtime/profile.c: one layer, the real
+ * engine, about --profile-seconds) or its cached profile reused ($XDG_CACHE_HOME/helix, else
+ * build/profile-cache, keyed by the model's files and the thread count); every worker kind
+ * THREADS:KV_MB becomes a node type with those curves and its own KV constants; the cluster
+ * (every pair linked over loopback) is planned with `auto` (src/plan) and the plan printed.
+ * The coordinator's max-flow uses the planner's node capacities (the throughput model's TP(k)).
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,15 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "cli/cli.h"
 #include "cli/serve_int.h"
+#include "core/model.h"
 #include "runtime/runtime.h"
 
 #define RUN_MAX_WORKERS 8
@@ -34,6 +39,7 @@ struct lworker {
     int threads;
     long kv_mb;
     pid_t pid;
+    int node; /* index among the coordinator's nodes, -1 if the plan leaves it unused */
 };
 
 static volatile int g_stop;
@@ -57,7 +63,12 @@ static void usage(FILE *f)
                "  --port P       HTTP port (default 8000; 0 = any free port)\n"
                "  --model DIR    model directory (default: the bundled models/kjv-llama-6m)\n"
                "  --sched S      maxflow (default), random or swarm\n"
-               "  --api-key K    require 'Authorization: Bearer K'\n");
+               "  --api-key K    require 'Authorization: Bearer K'\n"
+               "  --profile-seconds S  measuring time per thread count (default 1)\n"
+               "  --plan-seconds S     planner time limit (default 2)\n"
+               "  --reprofile    measure again even if a cached profile exists\n"
+               "\n"
+               "Profiles are cached in $XDG_CACHE_HOME/helix (else build/profile-cache).\n");
 }
 
 static int parse_spec(const char *spec, struct lworker *w, int *n)
@@ -167,6 +178,169 @@ static void print_ready(const char *url, void *user)
     fflush(stdout);
 }
 
+/* FNV-1a of the model's identity: its path and its files' sizes and times. */
+static uint64_t model_key(const char *model)
+{
+    uint64_t h = 1469598103934665603ull;
+    char buf[8192];
+    const char *dir = model;
+    static const char *files[] = {"config.json", "model.safetensors",
+                                  "model.safetensors.index.json", "tokenizer.json"};
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
+        if (stat(path, &st) == 0) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof(buf) - l, "|%s:%lld:%lld", files[f], (long long)st.st_size,
+                     (long long)st.st_mtime);
+        }
+    }
+    for (const char *p = buf; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The profile cache of this model: $XDG_CACHE_HOME/helix/profiles/<name>-<key>, else
+ * <helix home>/build/profile-cache/<name>-<key>. */
+static int cache_dir(const char *model, char *out, size_t n)
+{
+    const char *base = strrchr(model, '/');
+    base = base && base[1] ? base + 1 : model;
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    char root[4096];
+    if (xdg && xdg[0] == '/') {
+        snprintf(root, sizeof(root), "%s/helix/profiles", xdg);
+    } else {
+        char home[4000];
+        if (cli_home_dir(home, sizeof(home)) != 0) {
+            return -1;
+        }
+        snprintf(root, sizeof(root), "%s/build/profile-cache", home);
+    }
+    int len = snprintf(out, n, "%s/%s-%016llx", root, base, (unsigned long long)model_key(model));
+    return len > 0 && (size_t)len < n ? 0 : -1;
+}
+
+static void run_progress(void *user, const char *what, double x, double ms, int i, int n)
+{
+    (void)user;
+    (void)x;
+    (void)ms;
+    if (i == n) {
+        fprintf(stderr, " %s", what);
+    }
+}
+
+/*
+ * Profile (or load the cached profile of) every thread count of the SPEC, derive one node
+ * type per worker kind (threads, KV budget), write the local profile, plan the cluster.
+ * Prints what it does; returns 0 or -1 after printing the error.
+ */
+static int plan_local(const char *model, struct lworker *w, int n, double prof_secs,
+                      double plan_secs, int reprofile, struct coord_node_spec *nodes,
+                      double *objective, double *t_plan, char *prof_ini, size_t prof_ini_n)
+{
+    char cdir[4096];
+    if (cache_dir(model, cdir, sizeof(cdir)) != 0) {
+        cli_error("cannot name a profile cache directory");
+        return -1;
+    }
+    struct hx_diag d;
+    struct rt_prof *local = NULL;
+    char types[RUN_MAX_WORKERS][32];
+    const char *type_p[RUN_MAX_WORKERS];
+    const char *name_p[RUN_MAX_WORKERS];
+    int ret = -1;
+    for (int i = 0; i < n; i++) {
+        snprintf(types[i], sizeof(types[i]), "cpu-t%d-kv%ld", w[i].threads, w[i].kv_mb);
+        type_p[i] = types[i];
+        name_p[i] = w[i].name;
+    }
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++) {
+            seen |= w[j].threads == w[i].threads;
+        }
+        if (seen) {
+            continue;
+        }
+        /* the measured curves of this thread count: cached, or measured now */
+        char tdir[4200];
+        char ini[4400];
+        char tname[32];
+        snprintf(tdir, sizeof(tdir), "%s/t%d", cdir, w[i].threads);
+        snprintf(tname, sizeof(tname), "cpu-t%d", w[i].threads);
+        struct rt_prof *meas = NULL;
+        struct model_profile *mp = NULL;
+        const char *base = strrchr(model, '/');
+        base = base && base[1] ? base + 1 : model;
+        snprintf(ini, sizeof(ini), "%.4200s/%.150s.ini", tdir, base);
+        struct stat st;
+        if (!reprofile && stat(ini, &st) == 0 && model_profile_read_file(ini, &mp, &d) == 0 &&
+            rt_profile_from_model(mp, &meas, &d) == 0) {
+            printf("profile %s: cached %s\n", tname, ini);
+        } else {
+            rt_profile_free(meas);
+            meas = NULL;
+            fprintf(stderr, "hx: profiling one layer of %s with %d threads (%.3g s):", base,
+                    w[i].threads, prof_secs);
+            struct rt_profile_opts o;
+            memset(&o, 0, sizeof(o));
+            o.model_dir = model;
+            o.type = tname;
+            o.threads = w[i].threads;
+            o.max_seconds = prof_secs;
+            o.progress = run_progress;
+            double t0 = hx_clock_now();
+            if (rt_profile_measure(&o, &meas, &d) != 0 ||
+                rt_profile_write(meas, tdir, ini, sizeof(ini), &d) != 0) {
+                fprintf(stderr, "\n");
+                model_profile_free(mp);
+                rt_profile_free(meas);
+                cli_error("profiling: %s", d.msg);
+                goto out;
+            }
+            fprintf(stderr, " done\n");
+            printf("profile %s: measured in %.1f s -> %s\n", tname, hx_clock_now() - t0, ini);
+        }
+        model_profile_free(mp);
+        for (int j = i; j < n; j++) {
+            if (w[j].threads == w[i].threads &&
+                rt_profile_derive(meas, tname, model, types[j], (uint64_t)w[j].kv_mb * 1024 * 1024,
+                                  &local, &d) != 0) {
+                rt_profile_free(meas);
+                cli_error("worker %s: %s", w[j].name, d.msg);
+                goto out;
+            }
+        }
+        rt_profile_free(meas);
+    }
+    char ldir[4200];
+    snprintf(ldir, sizeof(ldir), "%s/local", cdir);
+    struct model_profile *m = NULL;
+    if (rt_profile_write(local, ldir, prof_ini, prof_ini_n, &d) != 0 ||
+        model_profile_read_file(prof_ini, &m, &d) != 0) {
+        cli_error("local profile: %s", d.msg);
+        goto out;
+    }
+    double t0 = hx_clock_now();
+    int rc = rt_plan_local(m, n, type_p, name_p, plan_secs, nodes, objective, &d);
+    *t_plan = hx_clock_now() - t0;
+    model_profile_free(m);
+    if (rc != 0) {
+        cli_error("planning the local cluster: %s", d.msg);
+        goto out;
+    }
+    ret = 0;
+out:
+    rt_profile_free(local);
+    return ret;
+}
+
 int cmd_run(int argc, char **argv)
 {
     int local = 0;
@@ -175,6 +349,9 @@ int cmd_run(int argc, char **argv)
     const char *model_arg = "models/kjv-llama-6m";
     const char *sched = "maxflow";
     const char *api_key = NULL;
+    double prof_secs = 1;
+    double plan_secs = 2;
+    int reprofile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -192,6 +369,18 @@ int cmd_run(int argc, char **argv)
         } else if (strcmp(a, "--sched") == 0 && v) {
             sched = v;
             i++;
+        } else if (strcmp(a, "--profile-seconds") == 0 && v) {
+            if (cli_parse_double(v, &prof_secs) != 0 || !(prof_secs > 0) || prof_secs > 600) {
+                return cli_usage_error("run", "--profile-seconds wants (0, 600]");
+            }
+            i++;
+        } else if (strcmp(a, "--plan-seconds") == 0 && v) {
+            if (cli_parse_double(v, &plan_secs) != 0 || !(plan_secs > 0) || plan_secs > 600) {
+                return cli_usage_error("run", "--plan-seconds wants (0, 600]");
+            }
+            i++;
+        } else if (strcmp(a, "--reprofile") == 0) {
+            reprofile = 1;
         } else if (strcmp(a, "--api-key") == 0 && v) {
             api_key = v;
             i++;
@@ -223,60 +412,18 @@ int cmd_run(int argc, char **argv)
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
 
-    /* placement: the largest worker holds everything, the rest form one pipeline */
-    int big = 0;
-    for (int i = 1; i < n; i++) {
-        if (w[i].threads > w[big].threads) {
-            big = i;
-        }
-    }
+    /* profile every thread count (or reuse the cache), derive each worker kind, plan */
     struct coord_node_spec nodes[RUN_MAX_WORKERS];
     memset(nodes, 0, sizeof(nodes));
-    int n_layers = 6; /* read from config.json below */
-    {
-        char cfgp[4200];
-        snprintf(cfgp, sizeof(cfgp), "%s/config.json", model);
-        FILE *f = fopen(cfgp, "r");
-        if (f) {
-            char buf[8192];
-            size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-            buf[len] = 0;
-            fclose(f);
-            const char *k = strstr(buf, "\"num_hidden_layers\"");
-            if (k && (k = strchr(k, ':')) != NULL) {
-                n_layers = (int)strtol(k + 1, NULL, 10);
-            }
-        }
-    }
-    int rest_threads = 0;
-    for (int i = 0; i < n; i++) {
-        if (i != big) {
-            rest_threads += w[i].threads;
-        }
-    }
-    int layer = 0;
-    int rest_seen = 0;
-    int n_rest = n - 1;
-    int rest_done = 0;
     for (int i = 0; i < n; i++) {
         snprintf(w[i].name, sizeof(w[i].name), "w%d-t%d", i, w[i].threads);
-        snprintf(nodes[i].name, sizeof(nodes[i].name), "%.31s", w[i].name);
-        if (i == big || n_rest == 0 || n_rest > n_layers) {
-            nodes[i].layer_start = 0;
-            nodes[i].layer_end = n_layers;
-        } else {
-            rest_seen += w[i].threads;
-            rest_done++;
-            int end = rest_done == n_rest ? n_layers : (n_layers * rest_seen) / rest_threads;
-            int min_end = layer + 1;
-            int max_end = n_layers - (n_rest - rest_done);
-            end = end < min_end ? min_end : end > max_end ? max_end : end;
-            nodes[i].layer_start = layer;
-            nodes[i].layer_end = end;
-            layer = end;
-        }
-        nodes[i].capacity =
-            (double)w[i].threads / (double)(nodes[i].layer_end - nodes[i].layer_start);
+    }
+    double objective = 0;
+    double t_plan = 0;
+    char prof_ini[4400];
+    if (plan_local(model, w, n, prof_secs, plan_secs, reprofile, nodes, &objective, &t_plan,
+                   prof_ini, sizeof(prof_ini)) != 0) {
+        return CLI_EXIT_RUNTIME;
     }
 
     char token[33];
@@ -299,8 +446,18 @@ int cmd_run(int argc, char **argv)
     co.model_dir = model;
     co.workers = "tcp://127.0.0.1:*";
     co.token = token;
-    co.n_nodes = n;
-    co.nodes = nodes;
+    /* the coordinator gets the nodes the plan uses */
+    struct coord_node_spec used[RUN_MAX_WORKERS];
+    int n_used = 0;
+    for (int i = 0; i < n; i++) {
+        w[i].node = -1;
+        if (nodes[i].layer_end > nodes[i].layer_start) {
+            w[i].node = n_used;
+            used[n_used++] = nodes[i];
+        }
+    }
+    co.n_nodes = n_used;
+    co.nodes = used;
     co.sched = cs;
     struct coord *c = NULL;
     struct hx_diag d;
@@ -321,11 +478,18 @@ int cmd_run(int argc, char **argv)
         return cli_error("cannot find the helix binary (/proc/self/exe)");
     }
     self[sl] = 0;
-    printf("helix run --local: coordinator on %s; %d workers:\n", coord_endpoint(c), n);
+    printf("plan (auto over the profile %s, %.2f s): predicted max-flow %.1f tokens/s\n", prof_ini,
+           t_plan, objective);
+    printf("helix run --local: coordinator on %s; %d workers:\n", coord_endpoint(c), n_used);
     for (int i = 0; i < n; i++) {
-        printf("  %-8s threads=%d kv=%ld MiB layers [%d, %d) capacity %.3g\n", w[i].name,
-               w[i].threads, w[i].kv_mb, nodes[i].layer_start, nodes[i].layer_end,
-               nodes[i].capacity);
+        if (w[i].node < 0) {
+            printf("  %-8s threads=%d kv=%ld MiB unused by the plan (not started)\n", w[i].name,
+                   w[i].threads, w[i].kv_mb);
+            continue;
+        }
+        const struct coord_node_spec *ns = &used[w[i].node];
+        printf("  %-8s threads=%d kv=%ld MiB layers [%d, %d) capacity %.1f tokens/s\n", w[i].name,
+               w[i].threads, w[i].kv_mb, ns->layer_start, ns->layer_end, ns->capacity);
         w[i].pid = spawn_worker(self, coord_endpoint(c), &w[i], model);
         if (w[i].pid < 0) {
             g_stop = 1;

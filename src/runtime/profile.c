@@ -238,6 +238,76 @@ static int measure_decode(struct meas *ms, const int64_t *ids, int n, double *ou
     return 0;
 }
 
+/* Block bytes of one layer's KV (K and V, ENG_KV_BLOCK tokens, f32), as the engine sizes it. */
+static size_t kv_block_bytes(const struct eng_config *cfg)
+{
+    return (size_t)2 * ENG_KV_BLOCK * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim *
+           sizeof(float);
+}
+
+/* Typical decode context of the profile: avg_input_len + avg_output_len / 2 (<= max_pos - 40). */
+static int decode_ctx(const struct rt_prof *p, int max_pos)
+{
+    int ctx = p->avg_input_len + p->avg_output_len / 2;
+    return ctx > max_pos - 40 ? max_pos - 40 : ctx;
+}
+
+/* Prompts per worker step: the worker's tokens per step (worker.c) / max_input_len, >= 1. */
+static int prompt_requests(const struct eng_config *cfg, int max_input_len)
+{
+    int worker_tokens = cfg->max_pos < 256 ? 256 : cfg->max_pos;
+    return worker_tokens / max_input_len > 1 ? worker_tokens / max_input_len : 1;
+}
+
+/*
+ * The KV-derived constants of a type with this budget (0: the worker default): kv_blocks,
+ * prompt_max_requests, decode_max_tokens per k, max_layers, typical layers. *d_max = the
+ * largest decode_max_tokens.
+ */
+static int kv_constants(const struct eng_config *cfg, int pmr, int ctx, uint64_t kv_bytes,
+                        size_t bb, struct rt_prof_type *t, int *d_max, struct hx_diag *diag)
+{
+    int L = cfg->n_layers;
+    int full_blocks = (cfg->max_pos + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    t->kv_blocks = xcalloc((size_t)L, sizeof(int));
+    t->prompt_max_requests = xcalloc((size_t)L, sizeof(int));
+    t->decode_max_tokens = xcalloc((size_t)L, sizeof(int));
+    t->max_layers = 0;
+    *d_max = 1;
+    for (int k = 1; k <= L; k++) {
+        uint64_t blocks;
+        if (kv_bytes > 0) {
+            blocks = kv_bytes / ((uint64_t)k * bb);
+        } else {
+            blocks = (uint64_t)RT_MAX_SEQS * (uint64_t)full_blocks;
+            uint64_t cap = PROF_KV_CAP / ((uint64_t)k * bb);
+            blocks = blocks < cap ? blocks : cap;
+        }
+        if (blocks < (uint64_t)full_blocks) {
+            break;
+        }
+        if (blocks > 1000000000u) {
+            blocks = 1000000000u;
+        }
+        t->max_layers = k;
+        t->kv_blocks[k - 1] = (int)blocks;
+        t->prompt_max_requests[k - 1] = pmr;
+        uint64_t fit = blocks * ENG_KV_BLOCK / (uint64_t)ctx;
+        int dm = fit < RT_MAX_SEQS ? (int)fit : RT_MAX_SEQS;
+        t->decode_max_tokens[k - 1] = dm > 1 ? dm : 1;
+        *d_max = t->decode_max_tokens[k - 1] > *d_max ? t->decode_max_tokens[k - 1] : *d_max;
+    }
+    if (t->max_layers == 0) {
+        return hx_diag_set(diag, HX_EINVAL,
+                           "profile: a KV budget of %llu bytes cannot hold one %d-token sequence "
+                           "with one layer (%zu bytes per 16-token block)",
+                           (unsigned long long)kv_bytes, cfg->max_pos, bb);
+    }
+    t->typical_layers = (2 * t->max_layers + 2) / 3;
+    t->typical_layers_large = t->max_layers;
+    return 0;
+}
+
 /* A new, empty profile of the model described by cfg. */
 static struct rt_prof *prof_new(const char *dir, const struct eng_config *cfg, double layer_bytes)
 {
@@ -334,7 +404,6 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
                          p->name, p->n_layers, p->hidden, o->model_dir, cfg.n_layers, cfg.hidden);
         goto out;
     }
-    int L = cfg.n_layers;
     int avg_in = fresh->avg_input_len;
     int avg_out = fresh->avg_output_len;
     if (o->max_input_len > 0) {
@@ -354,17 +423,12 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     int mil = fresh->max_input_len;
     /* a prompt longer than the context is measured as several sequences of <= chunk */
     int chunk = mil < cfg.max_pos ? mil : cfg.max_pos;
-    /* the worker's engine: tokens per step (worker.c) */
-    int worker_tokens = cfg.max_pos < 256 ? 256 : cfg.max_pos;
-    int pmr = worker_tokens / mil > 1 ? worker_tokens / mil : 1;
+    int pmr = prompt_requests(&cfg, mil);
     int p_max = pmr * mil;
     if (p_max < 2 * avg_in + 2) {
         p_max = 2 * avg_in + 2; /* Helix's typical prompt batch int(P / R) reaches < 2 avg_in */
     }
-    int ctx = avg_in + avg_out / 2;
-    if (ctx > cfg.max_pos - 40) {
-        ctx = cfg.max_pos - 40;
-    }
+    int ctx = decode_ctx(fresh, cfg.max_pos);
 
     /* per-layer KV block bytes, then the type's constants */
     struct eng_engine_opts eo;
@@ -372,10 +436,8 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     eo.max_seqs = RT_MAX_SEQS * 4;
     eo.max_ctx = cfg.max_pos;
     eo.max_tokens = p_max > RT_MAX_SEQS ? p_max : RT_MAX_SEQS;
-    size_t bb =
-        (size_t)2 * ENG_KV_BLOCK * (size_t)cfg.n_kv_heads * (size_t)cfg.head_dim * sizeof(float);
+    size_t bb = kv_block_bytes(&cfg);
     int blocks_per_seq_dec = (ctx + 40 + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
-    int full_blocks = (cfg.max_pos + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
     size_t need = (size_t)RT_MAX_SEQS * (size_t)blocks_per_seq_dec +
                   (size_t)(p_max / ENG_KV_BLOCK + RT_MAX_SEQS * 4);
     eo.kv_bytes = need * bb;
@@ -390,42 +452,11 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     snprintf(t.type, sizeof(t.type), "%s", tname);
     t.threads = o->threads;
     t.kv_bytes = o->kv_bytes;
-    t.kv_blocks = xcalloc((size_t)L, sizeof(int));
-    t.prompt_max_requests = xcalloc((size_t)L, sizeof(int));
-    t.decode_max_tokens = xcalloc((size_t)L, sizeof(int));
     int d_max = 1;
-    for (int k = 1; k <= L; k++) {
-        uint64_t blocks;
-        if (o->kv_bytes > 0) {
-            blocks = o->kv_bytes / ((uint64_t)k * bb);
-        } else {
-            blocks = (uint64_t)RT_MAX_SEQS * (uint64_t)full_blocks;
-            uint64_t cap = PROF_KV_CAP / ((uint64_t)k * bb);
-            blocks = blocks < cap ? blocks : cap;
-        }
-        if (blocks < (uint64_t)full_blocks) {
-            break;
-        }
-        if (blocks > 1000000000u) {
-            blocks = 1000000000u;
-        }
-        t.max_layers = k;
-        t.kv_blocks[k - 1] = (int)blocks;
-        t.prompt_max_requests[k - 1] = pmr;
-        uint64_t fit = blocks * ENG_KV_BLOCK / (uint64_t)ctx;
-        int dm = fit < RT_MAX_SEQS ? (int)fit : RT_MAX_SEQS;
-        t.decode_max_tokens[k - 1] = dm > 1 ? dm : 1;
-        d_max = t.decode_max_tokens[k - 1] > d_max ? t.decode_max_tokens[k - 1] : d_max;
-    }
-    if (t.max_layers == 0) {
-        rc = hx_diag_set(diag, HX_EINVAL,
-                         "profile: a KV budget of %llu bytes cannot hold one %d-token sequence "
-                         "with one layer (%zu bytes per 16-token block)",
-                         (unsigned long long)o->kv_bytes, cfg.max_pos, bb);
+    rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, bb, &t, &d_max, diag);
+    if (rc != 0) {
         goto out;
     }
-    t.typical_layers = (2 * t.max_layers + 2) / 3;
-    t.typical_layers_large = t.max_layers;
 
     /* measuring points */
     static const int pfrac[] = {1, 2, 4, 6, 8, 12, 16, 20, 24, 28, 32}; /* of p_max / 32 */
@@ -573,6 +604,81 @@ out:
     eng_model_free(m);
     eng_backend_free(be);
     return rc;
+}
+
+int rt_profile_derive(const struct rt_prof *src, const char *src_type, const char *model_dir,
+                      const char *type, uint64_t kv_bytes, struct rt_prof **inout,
+                      struct hx_diag *diag)
+{
+    hx_diag_clear(diag);
+    const struct rt_prof_type *s = NULL;
+    for (int i = 0; i < src->n_types; i++) {
+        if (strcmp(src->types[i].type, src_type) == 0) {
+            s = &src->types[i];
+        }
+    }
+    if (!s) {
+        return hx_diag_set(diag, HX_ENOTFOUND, "profile '%s' has no type '%s'", src->name,
+                           src_type);
+    }
+    if (!valid_name(type, sizeof(s->type) - 1)) {
+        return hx_diag_set(diag, HX_EINVAL, "profile: type name '%s' wants 1..31 of [A-Za-z0-9._-]",
+                           type);
+    }
+    struct eng_config cfg;
+    int rc = read_config(model_dir, &cfg, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    if (cfg.n_layers != src->n_layers || cfg.hidden != src->hidden || cfg.max_pos < 64) {
+        return hx_diag_set(diag, HX_EINVAL, "profile '%s' is not of the model in %s", src->name,
+                           model_dir);
+    }
+    if (*inout &&
+        ((*inout)->n_layers != src->n_layers || (*inout)->max_input_len != src->max_input_len)) {
+        return hx_diag_set(diag, HX_EINVAL, "profile: cannot merge '%s' into '%s'", src->name,
+                           (*inout)->name);
+    }
+    struct rt_prof_type t;
+    memset(&t, 0, sizeof(t));
+    int d_max = 1;
+    rc = kv_constants(&cfg, prompt_requests(&cfg, src->max_input_len), decode_ctx(src, cfg.max_pos),
+                      kv_bytes, kv_block_bytes(&cfg), &t, &d_max, diag);
+    if (rc != 0) {
+        type_release(&t);
+        return rc;
+    }
+    snprintf(t.type, sizeof(t.type), "%s", type);
+    t.threads = s->threads;
+    t.kv_bytes = kv_bytes;
+    t.initial_perf = s->initial_perf;
+    double d_last = s->n_decode > 0 ? s->decode_x[s->n_decode - 1] : 0;
+    for (int k = 0; k < t.max_layers; k++) {
+        if ((double)t.decode_max_tokens[k] > d_last) {
+            t.decode_max_tokens[k] = d_last >= 1 ? (int)d_last : 1; /* what was measured */
+        }
+    }
+    t.n_prompt = s->n_prompt;
+    t.n_decode = s->n_decode;
+    size_t np = (size_t)(s->n_prompt > 0 ? s->n_prompt : 1);
+    size_t nd = (size_t)(s->n_decode > 0 ? s->n_decode : 1);
+    t.prompt_x = xcalloc(np, sizeof(double));
+    t.prompt_ms = xcalloc(np, sizeof(double));
+    t.decode_x = xcalloc(nd, sizeof(double));
+    t.decode_ms = xcalloc(nd, sizeof(double));
+    memcpy(t.prompt_x, s->prompt_x, (size_t)s->n_prompt * sizeof(double));
+    memcpy(t.prompt_ms, s->prompt_ms, (size_t)s->n_prompt * sizeof(double));
+    memcpy(t.decode_x, s->decode_x, (size_t)s->n_decode * sizeof(double));
+    memcpy(t.decode_ms, s->decode_ms, (size_t)s->n_decode * sizeof(double));
+    if (!*inout) {
+        struct rt_prof *p = xcalloc(1, sizeof(*p));
+        *p = *src;
+        p->n_types = 0;
+        p->types = NULL;
+        *inout = p;
+    }
+    prof_put_type(*inout, &t);
+    return 0;
 }
 
 static double *curve_ms(const struct model_curve *c, int *n, double **x)

@@ -262,6 +262,15 @@ struct rt_profile_opts {
  */
 int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
                        struct hx_diag *diag);
+/*
+ * Add to *inout (created as an empty copy of src's model when NULL) a type named `type` with
+ * src_type's measured curves and initial perf but the KV constants of a worker with kv_bytes
+ * (0: the worker default) - a node kind that computes like src_type and has another KV
+ * budget. model_dir is the model (its config.json). 0, HX_ENOTFOUND, HX_EINVAL.
+ */
+int rt_profile_derive(const struct rt_prof *src, const char *src_type, const char *model_dir,
+                      const char *type, uint64_t kv_bytes, struct rt_prof **inout,
+                      struct hx_diag *diag);
 /* Convert a profile read by model_profile_read_file (curves loaded) for merging. */
 int rt_profile_from_model(const struct model_profile *m, struct rt_prof **out,
                           struct hx_diag *diag);
