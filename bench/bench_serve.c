@@ -6,8 +6,14 @@
  * throughput (generated tokens/s), time to first token and time per output token (p50/p95)
  * for each, and every figure as a ratio to maxflow's.
  *
+ * Node capacities (the max-flow's, hence IWRR's weights) come from a profile measured first
+ * (rt_profile_measure: one layer, 1 thread, ~1 s; KV constants of the workers' 16 MiB) through
+ * Helix's throughput model: capacity = TP(k) for the node's k layers, as `helix run --local`
+ * and `helix serve --model-profile` use them. --placement planned replaces the fixed layout by
+ * the planner's (`auto` on that profile, three nodes of that type).
+ *
  * Usage: bench_serve [--rate R req/s (default 6)] [--seconds S per scheduler (default 6)]
- *                    [--tokens N per request (default 32)]
+ *                    [--tokens N per request (default 32)] [--placement fixed|planned]
  * Output lines are "key value" pairs, machine-readable.
  */
 #include <math.h>
@@ -22,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "core/model.h"
 #include "runtime/runtime.h"
 
 #define MODEL "models/kjv-llama-6m"
@@ -83,20 +90,96 @@ static double uniform01(void)
     return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
 }
 
+static struct coord_node_spec g_nodes[3] = {
+    {"full", 0, 6, 1.0 / 6}, {"p1", 0, 3, 1.0 / 3}, {"p2", 3, 6, 1.0 / 3}};
+static int g_n = 3;
+
+/*
+ * Measure a 1-thread profile, give every node its throughput-model capacity TP(k) (all three
+ * nodes are of one type: 1 thread, 16 MiB of KV); with planned, also the planner's ranges.
+ */
+static int profile_capacities(int planned)
+{
+    struct hx_diag d;
+    struct rt_prof *meas = NULL;
+    struct rt_prof *kind = NULL;
+    struct model_profile *m = NULL;
+    struct model_throughput *tp = NULL;
+    char dir[] = "/tmp/bench_serve_XXXXXX";
+    char ini[512];
+    struct rt_profile_opts o;
+    memset(&o, 0, sizeof(o));
+    o.model_dir = MODEL;
+    o.type = "cpu-t1";
+    o.threads = 1;
+    o.max_seconds = 1;
+    int rc = -1;
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "bench_serve: mkdtemp failed\n");
+        return -1;
+    }
+    if (rt_profile_measure(&o, &meas, &d) != 0 ||
+        rt_profile_derive(meas, "cpu-t1", MODEL, "cpu-t1-kv16", 16u << 20, &kind, &d) != 0 ||
+        rt_profile_write(kind, dir, ini, sizeof(ini), &d) != 0 ||
+        model_profile_read_file(ini, &m, &d) != 0) {
+        fprintf(stderr, "bench_serve: profile: %s\n", d.msg);
+        goto out;
+    }
+    if (planned) {
+        const char *types[3] = {"cpu-t1-kv16", "cpu-t1-kv16", "cpu-t1-kv16"};
+        const char *names[3] = {"n0", "n1", "n2"};
+        struct coord_node_spec plan[3];
+        double obj = 0;
+        if (rt_plan_local(m, 3, types, names, 2, plan, &obj, &d) != 0) {
+            fprintf(stderr, "bench_serve: plan: %s\n", d.msg);
+            goto out;
+        }
+        g_n = 0;
+        for (int i = 0; i < 3; i++) {
+            if (plan[i].layer_end > plan[i].layer_start) {
+                g_nodes[g_n++] = plan[i];
+            }
+        }
+        printf("planned_max_flow_tokens_per_second %.1f\n", obj);
+    }
+    int counts[1] = {3};
+    if (model_throughput_new(m, counts, &tp, &d) != 0) {
+        fprintf(stderr, "bench_serve: throughput model: %s\n", d.msg);
+        goto out;
+    }
+    for (int i = 0; i < g_n; i++) {
+        g_nodes[i].capacity =
+            model_node_capacity(tp, NULL, 0, g_nodes[i].layer_end - g_nodes[i].layer_start);
+        printf("node %s [%d,%d) capacity %.1f tokens/s\n", g_nodes[i].name, g_nodes[i].layer_start,
+               g_nodes[i].layer_end, g_nodes[i].capacity);
+    }
+    rc = 0;
+out:
+    model_throughput_free(tp);
+    model_profile_free(m);
+    rt_profile_free(kind);
+    rt_profile_free(meas);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench_serve: cannot remove %s\n", dir);
+    }
+    return rc;
+}
+
 static int run_one(enum coord_sched sched, double rate, double seconds, int tokens,
                    struct result *res)
 {
     static const char *prompts[] = {
         "In the beginning",     "And God said", "The LORD is my shepherd",
         "Blessed are the meek", "Jesus wept.",  "And it came to pass"};
-    struct coord_node_spec nodes[3] = {
-        {"full", 0, 6, 1.0 / 6}, {"p1", 0, 3, 1.0 / 3}, {"p2", 3, 6, 1.0 / 3}};
+    const struct coord_node_spec *nodes = g_nodes;
     struct coord_opts o;
     memset(&o, 0, sizeof(o));
     o.model_dir = MODEL;
     o.workers = "tcp://127.0.0.1:*";
     o.token = "bench";
-    o.n_nodes = 3;
+    o.n_nodes = g_n;
     o.nodes = nodes;
     o.sched = sched;
     o.seed = 1;
@@ -108,7 +191,7 @@ static int run_one(enum coord_sched sched, double rate, double seconds, int toke
         return 1;
     }
     struct wthread w[3];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < g_n; i++) {
         memset(&w[i], 0, sizeof(w[i]));
         memcpy(w[i].name, nodes[i].name, sizeof(w[i].name));
         w[i].o.coordinator = coord_endpoint(c);
@@ -199,7 +282,7 @@ static int run_one(enum coord_sched sched, double rate, double seconds, int toke
     xfree(tpot);
     xfree(rq);
     coord_free(c);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < g_n; i++) {
         w[i].stop = 1;
         pthread_join(w[i].t, NULL);
     }
@@ -211,11 +294,18 @@ int main(int argc, char **argv)
     double rate = 6;
     double seconds = 6;
     int tokens = 32;
+    int planned = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--rate") == 0) {
             rate = strtod(argv[i + 1], NULL);
         } else if (strcmp(argv[i], "--seconds") == 0) {
             seconds = strtod(argv[i + 1], NULL);
+        } else if (strcmp(argv[i], "--placement") == 0) {
+            planned = strcmp(argv[i + 1], "planned") == 0;
+            if (!planned && strcmp(argv[i + 1], "fixed") != 0) {
+                fprintf(stderr, "bench_serve: --placement wants fixed or planned\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--tokens") == 0) {
             tokens = (int)strtol(argv[i + 1], NULL, 10);
         }
@@ -227,9 +317,11 @@ int main(int argc, char **argv)
     log_set_level(LOG_LEVEL_WARN);
     const enum coord_sched scheds[3] = {COORD_SCHED_MAXFLOW, COORD_SCHED_SWARM, COORD_SCHED_RANDOM};
     struct result r[3];
-    printf("placement full[0,6) p1[0,3)->p2[3,6), 1 thread each; poisson %.3g req/s for %.3g s, "
-           "%d tokens each\n",
-           rate, seconds, tokens);
+    if (profile_capacities(planned) != 0) {
+        return 1;
+    }
+    printf("placement %s, 1 thread each; poisson %.3g req/s for %.3g s, %d tokens each\n",
+           planned ? "planned" : "full[0,6) p1[0,3)->p2[3,6)", rate, seconds, tokens);
     for (int k = 0; k < 3; k++) {
         if (run_one(scheds[k], rate, seconds, tokens, &r[k]) != 0) {
             return 1;
