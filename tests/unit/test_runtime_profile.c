@@ -129,6 +129,18 @@ TEST(runtime_profile_measure_write_read)
     ASSERT_MSG(rt_profile_from_model(m, &p, &d) == 0, "%s", d.msg);
     ASSERT_EQ(p->n_types, 2);
     ASSERT(fabs(p->types[g_big].prompt_ms[1] - big->prompt.t_s[1] * 1e3) < 1e-9);
+    /* a worker kind that computes like "big" with 4 MiB of KV: same curves, its own blocks */
+    struct rt_prof *kinds = NULL;
+    ASSERT_MSG(rt_profile_derive(p, "big", MODEL, "big-kv4", 4u << 20, &kinds, &d) == 0, "%s",
+               d.msg);
+    ASSERT_EQ(kinds->n_types, 1);
+    ASSERT_STR_EQ(kinds->types[0].type, "big-kv4");
+    ASSERT_EQ(kinds->types[0].kv_blocks[0], (int)((4u << 20) / bb));
+    ASSERT_EQ(kinds->types[0].kv_blocks[2], (int)((4u << 20) / (3 * bb)));
+    ASSERT_EQ(kinds->types[0].n_decode, (int)big->decode.n);
+    ASSERT(kinds->types[0].decode_ms[2] == p->types[g_big].decode_ms[2]);
+    ASSERT_EQ(rt_profile_derive(p, "nosuch", MODEL, "x", 0, &kinds, &d), HX_ENOTFOUND);
+    rt_profile_free(kinds);
     model_profile_free(m);
     rt_profile_free(p);
     rm_rf(dir);
