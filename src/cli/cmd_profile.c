@@ -118,9 +118,8 @@ int cmd_profile(int argc, char **argv)
     /* merge into an existing profile of the same model in --out */
     {
         struct rt_prof *probe = NULL;
-        /* the INI's name is the model's directory name, as rt_profile_measure derives it */
-        const char *base = strrchr(model, '/');
-        base = base && base[1] ? base + 1 : model;
+        char base[64];
+        rt_profile_model_name(model, base, sizeof(base));
         char ini[4400];
         snprintf(ini, sizeof(ini), "%s/%s.ini", out, base);
         struct stat st;

@@ -208,8 +208,8 @@ static uint64_t model_key(const char *model)
  * <helix home>/build/profile-cache/<name>-<key>. */
 static int cache_dir(const char *model, char *out, size_t n)
 {
-    const char *base = strrchr(model, '/');
-    base = base && base[1] ? base + 1 : model;
+    char base[64];
+    rt_profile_model_name(model, base, sizeof(base));
     const char *xdg = getenv("XDG_CACHE_HOME");
     char root[4096];
     if (xdg && xdg[0] == '/') {
@@ -276,9 +276,9 @@ static int plan_local(const char *model, struct lworker *w, int n, double prof_s
         snprintf(tname, sizeof(tname), "cpu-t%d", w[i].threads);
         struct rt_prof *meas = NULL;
         struct model_profile *mp = NULL;
-        const char *base = strrchr(model, '/');
-        base = base && base[1] ? base + 1 : model;
-        snprintf(ini, sizeof(ini), "%.4200s/%.150s.ini", tdir, base);
+        char base[64];
+        rt_profile_model_name(model, base, sizeof(base));
+        snprintf(ini, sizeof(ini), "%.4200s/%s.ini", tdir, base);
         struct stat st;
         if (!reprofile && stat(ini, &st) == 0 && model_profile_read_file(ini, &mp, &d) == 0 &&
             rt_profile_from_model(mp, &meas, &d) == 0) {

@@ -101,8 +101,7 @@ static int read_config(const char *dir, struct eng_config *cfg, struct hx_diag *
     return rc;
 }
 
-/* The model's name: the directory's basename, characters outside [A-Za-z0-9._-] as '_'. */
-static void model_name(const char *dir, char *out, size_t n)
+void rt_profile_model_name(const char *dir, char *out, size_t n)
 {
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') {
@@ -312,7 +311,7 @@ static int kv_constants(const struct eng_config *cfg, int pmr, int ctx, uint64_t
 static struct rt_prof *prof_new(const char *dir, const struct eng_config *cfg, double layer_bytes)
 {
     struct rt_prof *p = xcalloc(1, sizeof(*p));
-    model_name(dir, p->name, sizeof(p->name));
+    rt_profile_model_name(dir, p->name, sizeof(p->name));
     p->n_layers = cfg->n_layers;
     p->layer_bytes = layer_bytes;
     p->token_bytes = 4;

@@ -271,6 +271,9 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
 int rt_profile_derive(const struct rt_prof *src, const char *src_type, const char *model_dir,
                       const char *type, uint64_t kv_bytes, struct rt_prof **inout,
                       struct hx_diag *diag);
+/* The profile's model name for a model directory: its basename, characters outside
+ * [A-Za-z0-9._-] as '_' (the INI is <name>.ini). */
+void rt_profile_model_name(const char *dir, char *out, size_t n);
 /* Convert a profile read by model_profile_read_file (curves loaded) for merging. */
 int rt_profile_from_model(const struct model_profile *m, struct rt_prof **out,
                           struct hx_diag *diag);
