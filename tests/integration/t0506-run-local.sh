@@ -9,12 +9,13 @@ HELIX=${HELIX:-build/debug/helix}
 command -v curl >/dev/null 2>&1 || { echo "curl not installed"; exit 77; }
 command -v jq >/dev/null 2>&1 || { echo "jq not installed"; exit 77; }
 out=$(mktemp)
+out2=$(mktemp)
 XDG_CACHE_HOME=$(mktemp -d)
 export XDG_CACHE_HOME
 pid2=
 "$HELIX" run --local --port 0 --profile-seconds 0.5 > "$out" 2>&1 &
 pid=$!
-trap 'for p in $pid $pid2; do ws=$(pgrep -P $p 2>/dev/null); kill -9 $p 2>/dev/null; for w in $ws; do kill -9 $w 2>/dev/null; done; done; rm -rf "$out" "$XDG_CACHE_HOME"' EXIT
+trap 'for p in $pid $pid2; do ws=$(pgrep -P $p 2>/dev/null); kill -9 $p 2>/dev/null; for w in $ws; do kill -9 $w 2>/dev/null; done; done; rm -rf "$out" "$out2" "$XDG_CACHE_HOME"' EXIT
 i=0
 while ! grep -q 'curl -s' "$out"; do
     i=$((i + 1))
@@ -47,15 +48,15 @@ for k in $kids; do
     kill -0 "$k" 2>/dev/null && { echo "FAIL: worker $k left running"; exit 1; }
 done
 # a second run reuses the cached profiles (no measuring) and plans again
-"$HELIX" run --local --port 0 > "$out" 2>&1 &
+"$HELIX" run --local --port 0 > "$out2" 2>&1 &
 pid2=$!
 i=0
-while ! grep -q 'curl -s' "$out"; do
+while ! grep -q 'curl -s' "$out2"; do
     i=$((i + 1))
-    if [ $i -gt 300 ] || ! kill -0 $pid2 2>/dev/null; then echo "FAIL: second run"; cat "$out"; exit 1; fi
+    if [ $i -gt 300 ] || ! kill -0 $pid2 2>/dev/null; then echo "FAIL: second run"; cat "$out2"; exit 1; fi
     sleep 0.1
 done
-[ "$(grep -c '^profile cpu-t[0-9]*: cached' "$out")" -eq 2 ] || { echo "FAIL: cache not used"; cat "$out"; exit 1; }
+[ "$(grep -c '^profile cpu-t[0-9]*: cached' "$out2")" -eq 2 ] || { echo "FAIL: cache not used"; cat "$out2"; exit 1; }
 kill -INT $pid2
 wait $pid2
 echo "ok: helix run --local profiles, plans, serves and cleans up"
