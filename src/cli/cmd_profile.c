@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/status.h"
 #include "cli/cli.h"
@@ -102,6 +103,15 @@ int cmd_profile(int argc, char **argv)
     if (cli_resolve_data(model_arg, model, sizeof(model)) != 0) {
         return cli_error("model directory %s not found", model_arg);
     }
+    if (threads == 0) {
+        threads = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = threads > 0 && threads <= 1024 ? threads : 1;
+    }
+    char tname[32];
+    snprintf(tname, sizeof(tname), "cpu-t%ld", threads);
+    if (!type) {
+        type = tname;
+    }
     struct rt_profile_opts o;
     memset(&o, 0, sizeof(o));
     o.model_dir = model;
@@ -136,8 +146,8 @@ int cmd_profile(int argc, char **argv)
         }
     }
     if (!pg.quiet) {
-        fprintf(stderr, "hx: profiling %s (type %s, %ld threads, %.3g s) ...\n", model,
-                type ? type : "cpu-t<N>", threads, secs);
+        fprintf(stderr, "hx: profiling %s (type %s, %ld threads, %.3g s) ...\n", model, type,
+                threads, secs);
     }
     if (rt_profile_measure(&o, &p, &d) != 0) {
         rt_profile_free(p);
@@ -156,8 +166,7 @@ int cmd_profile(int argc, char **argv)
     }
     const struct rt_prof_type *t = &p->types[p->n_types - 1];
     for (int i = 0; i < p->n_types; i++) {
-        if ((type && strcmp(p->types[i].type, type) == 0) ||
-            (!type && p->types[i].threads == (int)threads)) {
+        if (strcmp(p->types[i].type, type) == 0) {
             t = &p->types[i];
         }
     }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -354,6 +355,8 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
         return hx_diag_set(diag, HX_EINVAL, "profile: no model directory");
     }
     char tname[32];
+    long online = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    int nthreads = online > 0 && online < 100000 ? (int)online : 1;
     if (o->type) {
         if (!valid_name(o->type, sizeof(tname) - 1)) {
             return hx_diag_set(diag, HX_EINVAL,
@@ -361,7 +364,7 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
         }
         snprintf(tname, sizeof(tname), "%s", o->type);
     } else {
-        snprintf(tname, sizeof(tname), "cpu-t%d", o->threads > 0 ? o->threads : 0);
+        snprintf(tname, sizeof(tname), "cpu-t%d", nthreads);
     }
     struct eng_config cfg;
     int rc = read_config(o->model_dir, &cfg, diag);
@@ -384,7 +387,7 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     int64_t pool[RT_MAX_SEQS];
     int n_pool = 0;
 
-    rc = eng_cpu_backend_new(o->threads, &be, diag);
+    rc = eng_cpu_backend_new(nthreads, &be, diag);
     if (rc != 0) {
         goto out;
     }
@@ -449,7 +452,7 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     }
 
     snprintf(t.type, sizeof(t.type), "%s", tname);
-    t.threads = o->threads;
+    t.threads = nthreads;
     t.kv_bytes = o->kv_bytes;
     int d_max = 1;
     rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, bb, &t, &d_max, diag);
