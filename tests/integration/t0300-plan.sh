@@ -26,8 +26,9 @@ for m in homogeneous separate memory ram-ring; do
         >/dev/null || fail "$m exited $?"
 done
 
-# auto on cluster10 (30B): Helix's proven optimum 286.5874, proven here too, in seconds
-"$HELIX" plan --model llama1_30b --cluster data/clusters/cluster10.ini --time-limit 10 \
+# auto on cluster10 (30B): Helix's proven optimum 286.5874, proven here too (the time it
+# takes is measured by bench/bench_plan, not asserted here)
+"$HELIX" plan --model llama1_30b --cluster data/clusters/cluster10.ini --time-limit 300 \
     --out "$tmp/auto" >"$tmp/auto.out" 2>"$tmp/auto.err" || fail "auto exited $?"
 grep -q 'objective 286.587' "$tmp/auto.out" || fail "auto objective: $(cat "$tmp/auto.out")"
 grep -q 'proven optimal' "$tmp/auto.out" || fail "auto not proven: $(cat "$tmp/auto.out")"
