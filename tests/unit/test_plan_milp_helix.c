@@ -186,6 +186,19 @@ static double warm_start(const char *cluster, const char *model, int prune, cons
         milp_helix_result_release(&r);
     }
     xfree(x);
+    /* every strengthening keeps this placement feasible with the same objective */
+    struct milp_helix_options o;
+    milp_helix_options_init(&o);
+    o.tight_caps = o.work_bound = o.symmetry = o.path_work = o.arc_flow = o.cover_cuts = true;
+    struct milp_helix *hs = NULL;
+    ASSERT_OK(milp_helix_new(f.c, f.m, f.tp, f.mp, &o, &hs, &d));
+    x = xmalloc(milp_model_n_cols(milp_helix_model(hs)) * sizeof(double));
+    double obj_s = -1;
+    ASSERT_OK(milp_helix_vector_from_layout(hs, l, x, &obj_s, NULL, &d));
+    ASSERT_DBL_NEAR(obj_s, obj, 1e-6 * (1 + obj));
+    ASSERT_MSG(milp_model_check(milp_helix_model(hs), x, 1e-6, NULL, &d) == 0, "%s", d.msg);
+    xfree(x);
+    milp_helix_free(hs);
     layout_free(l);
     milp_helix_free(h);
     fixture_free(&f);
