@@ -1,15 +1,21 @@
 /*
- * bench_plan_sim.c - close the loop between the planner and the simulator: place the model
- * with each `helix plan` method (plan.h), derive the simulator cluster (sim_cluster_generate),
- * simulate it offline and online with max-flow scheduling, and print decode throughput and
- * latencies side by side with Helix's stored ILP layout. Answers: does a higher planner
- * max-flow turn into more served tokens, and what do deeper pipelines cost in latency?
+ * bench_plan_sim.c - close the loop between the planner and the simulator: place llama2_70b
+ * with `helix plan` (objective served, the default; objective maxflow, Helix's; Helix's
+ * Petals and Swarm baselines), derive the simulator cluster (sim_cluster_generate) and
+ * measure, next to Helix's stored ILP layout, what each placement serves:
  *
- *   build/release/bench_plan_sim [time_limit_s] [cluster...]    (run from the repo root)
+ *   offline  decode tokens/s with Helix's initial-query setting (20 queries, KV-fed,
+ *            60 s warm-up + 600 s window);
+ *   online   at Helix's rate for the cluster (single24 700, geo24 320, cluster42 2150 tok/s,
+ *            1800 s): decode tokens/s, p50 / p95 prompt and decode latency;
+ *   sustained the highest online rate the placement sustains: p95 decode latency within 2x
+ *            of its light-load value (rate 0.1x Helix's), scanning 0.5x, 0.75x, 1x, 1.25x,
+ *            1.5x, 2x, 2.5x, 3x Helix's rate (600 s traces) up to the first failure, then one
+ *            bisection step between the last pass and the first failure.
  *
- * Clusters: single24, geo24, cluster42 (70B). Online rates are Helix's for its own layout on
- * that cluster (700, 320, 2150 tok/s); offline starts 20 queries (Helix's max-flow setting).
- * Fidelity "default" (docs/simulator.md). Without plan.h only the stored layouts run.
+ * Max-flow scheduling, `--fidelity helix`, seed 0 everywhere; ratios are to helix-ilp*.
+ *
+ *   build/served-rel/bench_plan_sim [time_limit_s] [cluster...]    (run from the repo root)
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,15 +27,9 @@
 #include "base/status.h"
 #include "core/core.h"
 #include "flow/flow.h"
+#include "plan/plan.h"
 #include "sim/sim.h"
 #include "sim/trace.h"
-
-#if defined(__has_include)
-#if __has_include("plan/plan.h")
-#include "plan/plan.h"
-#define HAVE_PLAN 1
-#endif
-#endif
 
 struct cluster_case {
     const char *name;
@@ -44,15 +44,113 @@ static const struct cluster_case CASES[] = {
     {"cluster42", "data/clusters/cluster42.ini", "data/layouts/cluster42_70b", 2150},
 };
 
-/* Longest source -> sink path in nodes of a simulator cluster (its pipeline depth). */
+static const double SCAN[] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0};
+#define N_SCAN ((int)(sizeof(SCAN) / sizeof(SCAN[0])))
+
+struct env {
+    const struct model_profile *m;
+    const struct model_throughput *tp;
+    const struct machine_profiles *mp;
+    const struct sim_trace_data *td;
+};
+
+struct row {
+    int ok;
+    double flow;
+    int depth;
+    double plan_s;
+    double off_tps, off_decode_mean;
+    double on_tps;
+    struct sim_latency on_prompt, on_decode;
+    double light_p95;
+    double sustained;
+};
+
+static int run_sim(const struct env *e, const struct sim_cluster *sc, const struct layout *l,
+                   enum sim_mode mode, double rate, int64_t duration, struct sim_result *res)
+{
+    struct sim_config c;
+    sim_config_defaults(&c, mode, SIM_POLICY_MAXFLOW);
+    sim_quirks_set(&c.quirks, SIM_FIDELITY_HELIX);
+    c.model = e->m;
+    c.tp = e->tp;
+    c.cluster = sc;
+    c.layout = l;
+    c.trace_data = e->td;
+    c.rate_tok_s = rate;
+    if (duration > 0) {
+        c.duration_s = duration;
+    }
+    c.initial_queries = 20;
+    struct hx_diag d = {0};
+    int rc = sim_run(&c, res, &d);
+    if (rc != HX_OK) {
+        fprintf(stderr, "bench_plan_sim: %s\n", d.msg);
+    }
+    return rc;
+}
+
+/* p95 decode latency at rate (600 s trace); INFINITY if the run fails. */
+static double p95_at(const struct env *e, const struct sim_cluster *sc, const struct layout *l,
+                     double rate)
+{
+    struct sim_result res;
+    if (run_sim(e, sc, l, SIM_MODE_ONLINE, rate, 600, &res) != HX_OK) {
+        return INFINITY;
+    }
+    double v = res.decode.n > 0 ? res.decode.p95 : INFINITY;
+    sim_result_release(&res);
+    return v;
+}
+
+static void measure(const struct env *e, const struct sim_cluster *sc, const struct layout *l,
+                    double helix_rate, struct row *r)
+{
+    struct sim_result res;
+    r->ok = 1;
+    if (run_sim(e, sc, l, SIM_MODE_OFFLINE, 0, 0, &res) != HX_OK) {
+        r->ok = 0;
+        return;
+    }
+    r->off_tps = res.decode_throughput;
+    r->off_decode_mean = res.decode.mean;
+    sim_result_release(&res);
+    if (run_sim(e, sc, l, SIM_MODE_ONLINE, helix_rate, 0, &res) != HX_OK) {
+        r->ok = 0;
+        return;
+    }
+    r->on_tps = res.decode_throughput;
+    r->on_prompt = res.prompt;
+    r->on_decode = res.decode;
+    sim_result_release(&res);
+    /* sustained rate */
+    r->light_p95 = p95_at(e, sc, l, 0.1 * helix_rate);
+    double limit = 2.0 * r->light_p95;
+    double pass = 0.0;
+    double fail = 0.0;
+    for (int a = 0; a < N_SCAN; a++) {
+        double rate = SCAN[a] * helix_rate;
+        if (p95_at(e, sc, l, rate) <= limit) {
+            pass = rate;
+        } else {
+            fail = rate;
+            break;
+        }
+    }
+    if (fail > 0 && pass > 0) {
+        double mid = 0.5 * (pass + fail);
+        if (p95_at(e, sc, l, mid) <= limit) {
+            pass = mid;
+        }
+    }
+    r->sustained = pass;
+}
+
 static int sc_depth(const struct sim_cluster *sc)
 {
     int n = sc->n_nodes;
     int *best = xcalloc((size_t)n + 1, sizeof(int));
     int changed = 1;
-    for (int v = 0; v < n; v++) {
-        best[v] = 0;
-    }
     for (int it = 0; it < n + 1 && changed; it++) {
         changed = 0;
         for (int i = 0; i < sc->n_links; i++) {
@@ -82,77 +180,39 @@ static int sc_depth(const struct sim_cluster *sc)
     return d;
 }
 
-struct row {
-    double tput[2];
-    double prompt_mean[2];
-    double prompt_p95[2];
-    double decode_mean[2];
-    double decode_p95[2];
-    double flow;
-    int depth;
-    int ok[2];
-};
-
-static void simulate(const struct model_profile *m, const struct model_throughput *tp,
-                     const struct sim_cluster *sc, const struct layout *l,
-                     const struct sim_trace_data *td, double rate, struct row *r)
-{
-    r->depth = sc_depth(sc);
-    for (int mode = 0; mode < 2; mode++) {
-        struct sim_config c;
-        sim_config_defaults(&c, mode ? SIM_MODE_OFFLINE : SIM_MODE_ONLINE, SIM_POLICY_MAXFLOW);
-        sim_quirks_set(&c.quirks, SIM_FIDELITY_DEFAULT);
-        c.model = m;
-        c.tp = tp;
-        c.cluster = sc;
-        c.layout = l;
-        c.trace_data = td;
-        c.rate_tok_s = rate;
-        c.initial_queries = 20;
-        struct sim_result res;
-        struct hx_diag d = {0};
-        int rc = sim_run(&c, &res, &d);
-        r->ok[mode] = rc == HX_OK;
-        if (rc != HX_OK) {
-            fprintf(stderr, "bench_plan_sim: %s\n", d.msg);
-            continue;
-        }
-        r->flow = res.flow_value;
-        r->tput[mode] = res.decode_throughput;
-        r->prompt_mean[mode] = res.prompt.mean;
-        r->prompt_p95[mode] = res.prompt.p95;
-        r->decode_mean[mode] = res.decode.mean;
-        r->decode_p95[mode] = res.decode.p95;
-        sim_result_release(&res);
-    }
-}
-
-static void print_row(const char *cl, const char *method, double plan_flow, const struct row *r)
-{
-    printf("%-10s %-12s %9.1f %9.1f %5d", cl, method, plan_flow, r->flow, r->depth);
-    for (int mode = 1; mode >= 0; mode--) {
-        if (r->ok[mode]) {
-            printf(" | %7.1f %6.2f %6.2f %6.3f %6.3f", r->tput[mode], r->prompt_mean[mode],
-                   r->prompt_p95[mode], r->decode_mean[mode], r->decode_p95[mode]);
-        } else {
-            printf(" | %7s %6s %6s %6s %6s", "fail", "-", "-", "-", "-");
-        }
-    }
-    printf("\n");
-    fflush(stdout);
-}
-
-#ifdef HAVE_PLAN
 static double now_fn(void *user)
 {
     (void)user;
     return hx_clock_now();
 }
-#endif
+
+static int served_fn(void *user, const struct plan_problem *p, const struct layout *l,
+                     double *value, struct hx_diag *diag)
+{
+    const struct env *e = user;
+    return sim_served_offline(p->model, p->tp, p->mp, p->cluster, l, p->conn, e->td,
+                              SIM_FIDELITY_HELIX, 20, 300.0, value, diag);
+}
+
+static void print_row(const char *cl, const char *method, const struct row *r, const struct row *h)
+{
+    if (!r->ok) {
+        printf("| %s | %s | simulation failed |\n", cl, method);
+        return;
+    }
+    printf("| %s | %s | %.1f | %d | %.1f | %.2f× | %.1f | %.2f / %.2f | %.3f / %.3f | %.0f | "
+           "%.2f× | %.1f |\n",
+           cl, method, r->flow, r->depth, r->off_tps,
+           h && h->off_tps > 0 ? r->off_tps / h->off_tps : 1.0, r->on_tps, r->on_prompt.p50,
+           r->on_prompt.p95, r->on_decode.p50, r->on_decode.p95, r->sustained,
+           h && h->sustained > 0 ? r->sustained / h->sustained : 1.0, r->plan_s);
+    fflush(stdout);
+}
 
 int main(int argc, char **argv)
 {
-    double limit = argc > 1 ? atof(argv[1]) : 30.0;
+    double limit = argc > 1 ? atof(argv[1]) : 60.0;
+    double t_start = hx_clock_now();
     struct hx_diag d = {0};
     struct model_profile *m = NULL;
     struct machine_profiles *mp = NULL;
@@ -163,15 +223,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_plan_sim: %s\n", d.msg);
         return 1;
     }
-#ifndef HAVE_PLAN
-    printf("# plan/plan.h not available: only Helix's stored layouts are simulated\n");
-#endif
-    printf("# llama2_70b, max-flow scheduling, fidelity default; plan time limit %.0f s\n", limit);
-    printf("# plan_flow: planner-graph max-flow; sim_flow: simulator-graph max-flow; depth: "
-           "longest pipeline in nodes\n");
-    printf("%-10s %-12s %9s %9s %5s | %7s %6s %6s %6s %6s | %7s %6s %6s %6s %6s\n", "cluster",
-           "method", "plan_flow", "sim_flow", "depth", "off_tps", "p_mean", "p_p95", "d_mean",
-           "d_p95", "on_tps", "p_mean", "p_p95", "d_mean", "d_p95");
+    printf("# llama2_70b, max-flow scheduling, fidelity helix, seed 0; plan time limit %.0f s\n",
+           limit);
+    printf("# offline: 20 initial queries, 60 + 600 s; online: Helix's rate, 1800 s; "
+           "sustained: highest rate with p95 decode <= 2x its value at 0.1x Helix's rate "
+           "(600 s traces)\n\n");
+    printf("| cluster | method | max-flow | depth | offline tok/s | × helix | online tok/s | "
+           "prompt p50 / p95 s | decode p50 / p95 s | sustained tok/s | × helix | plan s |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t ci = 0; ci < sizeof(CASES) / sizeof(CASES[0]); ci++) {
         const struct cluster_case *cc = &CASES[ci];
         if (argc > 2) {
@@ -191,6 +250,9 @@ int main(int argc, char **argv)
             cluster_free(c);
             continue;
         }
+        struct env e = {m, tp, mp, &td};
+        struct row h;
+        memset(&h, 0, sizeof(h));
         /* Helix's stored ILP layout */
         {
             char scp[256];
@@ -201,57 +263,68 @@ int main(int argc, char **argv)
             struct layout *l = NULL;
             if (sim_cluster_read_file(scp, &sc, &d) == HX_OK &&
                 layout_read_file(lp, c->n_nodes, &l, &d) == HX_OK) {
-                double pf = 0;
-                flow_planner_max_flow(c, l, m, tp, mp, LAYOUT_STRICT, &pf, NULL, &d);
-                struct row r;
-                memset(&r, 0, sizeof(r));
-                simulate(m, tp, sc, l, &td, cc->rate, &r);
-                print_row(cc->name, "helix-ilp*", pf, &r);
+                flow_planner_max_flow(c, l, m, tp, mp, LAYOUT_STRICT, &h.flow, NULL, &d);
+                h.depth = sc_depth(sc);
+                measure(&e, sc, l, cc->rate, &h);
+                print_row(cc->name, "helix-ilp*", &h, NULL);
+            } else {
+                fprintf(stderr, "bench_plan_sim: %s\n", d.msg);
             }
             sim_cluster_free(sc);
             layout_free(l);
         }
-#ifdef HAVE_PLAN
-        static const enum plan_method methods[] = {
-            PLAN_METHOD_AUTO,     PLAN_METHOD_PETALS, PLAN_METHOD_SWARM,
-            PLAN_METHOD_SEPARATE, PLAN_METHOD_MEMORY, PLAN_METHOD_RAM_RING,
+        static const struct {
+            const char *name;
+            enum plan_method method;
+            enum plan_objective obj;
+        } methods[] = {
+            {"auto served", PLAN_METHOD_AUTO, PLAN_OBJECTIVE_SERVED},
+            {"auto maxflow", PLAN_METHOD_AUTO, PLAN_OBJECTIVE_MAXFLOW},
+            {"petals", PLAN_METHOD_PETALS, PLAN_OBJECTIVE_MAXFLOW},
+            {"swarm", PLAN_METHOD_SWARM, PLAN_OBJECTIVE_MAXFLOW},
         };
         for (size_t k = 0; k < sizeof(methods) / sizeof(methods[0]); k++) {
             enum layout_connectivity conn =
-                methods[k] == PLAN_METHOD_PETALS ? LAYOUT_PARTIAL : LAYOUT_STRICT;
+                methods[k].method == PLAN_METHOD_PETALS ? LAYOUT_PARTIAL : LAYOUT_STRICT;
             struct plan_problem p = {.cluster = c, .model = m, .tp = tp, .mp = mp, .conn = conn};
             struct plan_options o;
             plan_options_init(&o);
-            o.method = methods[k];
+            o.method = methods[k].method;
+            o.objective = methods[k].obj;
+            o.served = served_fn;
+            o.served_user = &e;
             o.time_limit_s = limit;
             o.now = now_fn;
             struct plan_result pr;
             memset(&pr, 0, sizeof(pr));
             hx_diag_clear(&d);
+            double t0 = hx_clock_now();
             if (plan_solve(&p, &o, &pr, &d) != HX_OK) {
-                printf("%-10s %-12s plan failed: %s\n", cc->name, plan_method_name(methods[k]),
-                       d.msg);
-                continue;
-            }
-            struct sim_cluster *sc = NULL;
-            if (sim_cluster_generate(c, pr.layout, m, mp, conn, &sc, &d) != HX_OK) {
-                printf("%-10s %-12s sim cluster failed: %s\n", cc->name,
-                       plan_method_name(methods[k]), d.msg);
-                plan_result_release(&pr);
+                printf("| %s | %s | plan failed: %s |\n", cc->name, methods[k].name, d.msg);
                 continue;
             }
             struct row r;
             memset(&r, 0, sizeof(r));
-            simulate(m, tp, sc, pr.layout, &td, cc->rate, &r);
-            print_row(cc->name, plan_method_name(methods[k]), pr.objective, &r);
+            r.plan_s = hx_clock_now() - t0;
+            struct sim_cluster *sc = NULL;
+            if (sim_cluster_generate(c, pr.layout, m, mp, conn, &sc, &d) != HX_OK) {
+                printf("| %s | %s | sim cluster failed: %s |\n", cc->name, methods[k].name, d.msg);
+                plan_result_release(&pr);
+                continue;
+            }
+            r.flow = pr.objective;
+            r.depth = sc_depth(sc);
+            measure(&e, sc, pr.layout, cc->rate, &r);
+            print_row(cc->name, methods[k].name, &r, &h);
             sim_cluster_free(sc);
             plan_result_release(&pr);
         }
-#endif
         model_throughput_free(tp);
         cluster_free(c);
     }
-    printf("# helix-ilp*: Helix's stored ILP solution (data/layouts/<cluster>_70b/ilp_*)\n");
+    printf("\n# helix-ilp*: Helix's stored ILP solution (data/layouts/<cluster>_70b/ilp_*); "
+           "plan s: wall seconds of plan_solve on this (shared) machine; total %.0f s\n",
+           hx_clock_now() - t_start);
     sim_trace_data_release(&td);
     machine_profiles_free(mp);
     model_profile_free(m);

@@ -24,6 +24,8 @@
 #include "flow/flow.h"
 #include "plan/plan.h"
 #include "plan/prune.h"
+#include "sim/sim.h"
+#include "sim/trace.h"
 
 #define DEFAULT_PROFILES "data/machine_profiles.ini"
 
@@ -46,6 +48,11 @@ static void usage(FILE *f)
         "  --threads N              CBC threads for milp / auto's MILP stage      (default 1)\n"
         "  --seed N                 seed (Helix's baselines use 0; auto's search)  (default 0)\n"
         "  --max-stages N           at most N nodes on any source->sink pipeline (default none)\n"
+        "  --objective O            served | maxflow                      (default served)\n"
+        "                           served: auto over depth bounds and layer caps, each\n"
+        "                           candidate simulated offline (Helix's workload, 20\n"
+        "                           queries, 300 s window); the most decode tokens/s wins.\n"
+        "                           maxflow: Helix's objective (max-flow of the planner graph)\n"
         "  --partial                partial connectivity (s_j <= e_i < e_j); default strict\n"
         "  --machine-profiles FILE  GPU NIC/VRAM profiles        (default %s)\n"
         "  -q, --quiet              no progress on stderr\n"
@@ -115,8 +122,31 @@ enum {
     OPT_PARTIAL,
     OPT_PROFILES,
     OPT_EVALS,
-    OPT_PRUNE
+    OPT_PRUNE,
+    OPT_OBJECTIVE
 };
+
+/* The served objective's scorer: simulate the placement offline (sim_served_offline). */
+struct served_ctx {
+    struct sim_trace_data td;
+    int loaded;
+    char tdir[PATH_MAX];
+};
+
+static int served_score(void *user, const struct plan_problem *p, const struct layout *l,
+                        double *value, struct hx_diag *diag)
+{
+    struct served_ctx *s = user;
+    if (!s->loaded) {
+        int rc = sim_trace_data_load(s->tdir, "azure_conv", &s->td, diag);
+        if (rc != HX_OK) {
+            return rc;
+        }
+        s->loaded = 1;
+    }
+    return sim_served_offline(p->model, p->tp, p->mp, p->cluster, l, p->conn, &s->td,
+                              SIM_FIDELITY_HELIX, 20, 300.0, value, diag);
+}
 
 int cmd_plan(int argc, char **argv)
 {
@@ -132,6 +162,7 @@ int cmd_plan(int argc, char **argv)
         {"partial", no_argument, NULL, OPT_PARTIAL},
         {"max-evals", required_argument, NULL, OPT_EVALS},
         {"prune", required_argument, NULL, OPT_PRUNE},
+        {"objective", required_argument, NULL, OPT_OBJECTIVE},
         {"machine-profiles", required_argument, NULL, OPT_PROFILES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -144,6 +175,10 @@ int cmd_plan(int argc, char **argv)
     int quiet = 0;
     struct plan_options o;
     plan_options_init(&o);
+    o.objective = PLAN_OBJECTIVE_SERVED;
+    int objective_set = 0;
+    struct served_ctx served;
+    memset(&served, 0, sizeof(served));
     struct hx_diag d = {0};
     int partial = 0;
     int prune_keep = 0;
@@ -210,6 +245,12 @@ int cmd_plan(int argc, char **argv)
             }
             prune_keep = (int)v;
             break;
+        case OPT_OBJECTIVE:
+            if (plan_objective_parse(optarg, &o.objective, &d) != HX_OK) {
+                return cli_usage_error("plan", "%s", d.msg);
+            }
+            objective_set = 1;
+            break;
         case OPT_EVALS:
             if (cli_parse_long(optarg, &v) != 0 || v < 1) {
                 return cli_usage_error("plan", "--max-evals needs a positive integer");
@@ -275,6 +316,20 @@ int cmd_plan(int argc, char **argv)
         goto done;
     }
     struct plan_problem p = {c, m, tp, mp, partial ? LAYOUT_PARTIAL : LAYOUT_STRICT};
+    if (o.method != PLAN_METHOD_AUTO) {
+        if (objective_set && o.objective == PLAN_OBJECTIVE_SERVED) {
+            exit_code = cli_usage_error("plan", "--objective served needs --method auto");
+            goto done;
+        }
+        o.objective = PLAN_OBJECTIVE_MAXFLOW;
+    }
+    if (o.objective == PLAN_OBJECTIVE_SERVED) {
+        if (cli_resolve_data("traces", served.tdir, sizeof(served.tdir)) != 0) {
+            snprintf(served.tdir, sizeof(served.tdir), "data/traces");
+        }
+        o.served = served_score;
+        o.served_user = &served;
+    }
     o.now = wall_now;
     if (!quiet) {
         o.progress = progress;
@@ -337,7 +392,15 @@ int cmd_plan(int argc, char **argv)
     printf("method %s  objective %.4f tokens/s  upper_bound %.4f (%s)  gap %s%s  %.2f s\n",
            plan_method_name(res.method), res.objective, res.upper_bound, res.bound_kind, gap,
            res.proven ? "  proven optimal" : "", res.solve_s);
+    if (o.objective == PLAN_OBJECTIVE_SERVED) {
+        printf("objective served  %.2f decode tokens/s offline (simulated)  depth %d  %d "
+               "candidates\n",
+               res.served, plan_depth(&p, res.layout, NULL), res.candidates);
+    }
 done:
+    if (served.loaded) {
+        sim_trace_data_release(&served.td);
+    }
     strbuf_release(&sb);
     xfree(edges);
     plan_result_release(&res);

@@ -1090,6 +1090,13 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     if (rc != HX_OK) {
         return rc;
     }
+    if (o->layer_cap_pct > 0 && o->layer_cap_pct < 100) {
+        /* served objective: keep memory for the KV cache (capacities stay those of k) */
+        for (int i = 0; i < c.t.n; i++) {
+            int cap = (c.t.maxk[i] * o->layer_cap_pct + 99) / 100;
+            c.t.maxk[i] = cap < 1 ? 1 : cap;
+        }
+    }
     rc = flow_net_planner_new(p->cluster, p->model, p->tp, p->mp, p->conn, &c.net, diag);
     if (rc != HX_OK) {
         plan_tab_release(&c.t);

@@ -61,6 +61,10 @@ int plan_render_json(const struct plan_problem *p, const struct plan_result *r, 
     cJSON_AddBoolToObject(j, "proven", r->proven);
     cJSON_AddStringToObject(j, "bound_kind", r->bound_kind);
     cJSON_AddStringToObject(j, "detail", r->detail);
+    if (r->candidates > 0) {
+        cJSON_AddNumberToObject(j, "served_decode_tok_s", r->served);
+        cJSON_AddNumberToObject(j, "served_candidates", r->candidates);
+    }
     cJSON *nodes = cJSON_AddArrayToObject(j, "nodes");
     for (int i = 0; i < r->layout->n_nodes; i++) {
         const struct layout_node *ln = &r->layout->nodes[i];

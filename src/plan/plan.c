@@ -50,6 +50,25 @@ void plan_options_init(struct plan_options *o)
     o->threads = 1;
 }
 
+const char *plan_objective_name(enum plan_objective o)
+{
+    return o == PLAN_OBJECTIVE_SERVED ? "served" : "maxflow";
+}
+
+int plan_objective_parse(const char *name, enum plan_objective *out, struct hx_diag *diag)
+{
+    if (name && !strcmp(name, "maxflow")) {
+        *out = PLAN_OBJECTIVE_MAXFLOW;
+        return HX_OK;
+    }
+    if (name && !strcmp(name, "served")) {
+        *out = PLAN_OBJECTIVE_SERVED;
+        return HX_OK;
+    }
+    return hx_diag_set(diag, HX_EINVAL, "unknown objective '%s' (valid: maxflow, served)",
+                       name ? name : "");
+}
+
 double plan_now(const struct plan_options *o)
 {
     return (o && o->now) ? o->now(o->now_user) : 0.0;
@@ -370,6 +389,13 @@ int plan_solve(const struct plan_problem *p, const struct plan_options *o, struc
         rc = plan_ram_ring(p, &l, diag);
         break;
     case PLAN_METHOD_AUTO:
+        if (o->objective == PLAN_OBJECTIVE_SERVED) {
+            rc = plan_served(p, o, out, diag);
+            if (rc == HX_OK) {
+                finish(p, o, out, t0);
+            }
+            return rc;
+        }
         rc = plan_auto(p, o, out, diag);
         if (rc == HX_OK) {
             finish(p, o, out, t0);

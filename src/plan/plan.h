@@ -59,6 +59,26 @@ struct plan_problem {
     enum layout_connectivity conn;
 };
 
+/* What plan_solve maximises. */
+enum plan_objective {
+    PLAN_OBJECTIVE_MAXFLOW = 0, /* Helix's objective: planner-graph max-flow (tokens/s) */
+    PLAN_OBJECTIVE_SERVED,      /* served decode tokens/s, as scored by plan_options.served */
+};
+
+/* "maxflow", "served"; never NULL. */
+const char *plan_objective_name(enum plan_objective o);
+/* Parse an objective name; HX_EINVAL (diag lists the valid names) if unknown. */
+int plan_objective_parse(const char *name, enum plan_objective *out, struct hx_diag *diag);
+
+/*
+ * Served-throughput scorer for PLAN_OBJECTIVE_SERVED (the plan module cannot include the
+ * simulator; the CLI passes one that simulates the placement). Fills *value with served
+ * decode tokens/s (higher is better; 0 if the placement serves nothing) and returns HX_OK,
+ * or an error code (the candidate is then skipped).
+ */
+typedef int (*plan_served_fn)(void *user, const struct plan_problem *p, const struct layout *l,
+                              double *value, struct hx_diag *diag);
+
 /* Progress while solving: elapsed wall seconds, incumbent and bound (tokens/s). */
 typedef void (*plan_progress_fn)(void *user, double elapsed_s, double incumbent, double bound,
                                  const char *phase);
@@ -74,9 +94,19 @@ struct plan_options {
     void *now_user;
     plan_progress_fn progress; /* may be NULL */
     void *progress_user;
+    /* objective (method auto only). SERVED runs auto over a grid of depth bounds and layer
+     * caps (each maximising max-flow) and keeps the candidate that `served` scores best. */
+    enum plan_objective objective;
+    plan_served_fn served; /* required for SERVED */
+    /* auto's search-space restriction: each node holds at most ceil(pct % of its type's max
+     * layers), leaving the rest of its memory to the KV cache (baselines, exact and MILP
+     * stages are not restricted); 0 or 100 = none. Set per candidate by SERVED. */
+    int layer_cap_pct;
+    void *served_user;
 };
 
-/* Defaults: auto, 60 s, 1 thread, seed 0, no depth bound, no clock, no progress. */
+/* Defaults: auto, maxflow objective, 60 s, 1 thread, seed 0, no depth bound, no clock, no
+ * progress, no scorer. */
 void plan_options_init(struct plan_options *o);
 
 /* Result of plan_solve. Release with plan_result_release. */
@@ -88,6 +118,8 @@ struct plan_result {
     double gap;            /* (upper_bound - objective) / objective; INFINITY if objective 0 */
     double solve_s;        /* wall seconds (0 without a clock) */
     bool proven;           /* upper_bound == objective (within 1e-6 relative) */
+    double served;         /* SERVED objective: the scorer's value of layout (else 0) */
+    int candidates;        /* SERVED objective: candidates scored (else 0) */
     char bound_kind[32];   /* "compute", "clamped-work", "milp", ... */
     char detail[256];      /* how the result was found (for plan.json / logs) */
 };

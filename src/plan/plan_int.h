@@ -38,6 +38,9 @@ int plan_baselines_all(const struct plan_problem *p, int64_t seed, struct layout
 /* auto (auto.c). */
 int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct plan_result *r,
               struct hx_diag *diag);
+/* objective served (served.c): auto over depth bounds x layer caps, scored by o->served. */
+int plan_served(const struct plan_problem *p, const struct plan_options *o, struct plan_result *r,
+                struct hx_diag *diag);
 /* milp (in auto.c: shares the warm-start code). */
 int plan_milp(const struct plan_problem *p, const struct plan_options *o, const struct layout *warm,
               double elapsed0, struct plan_result *r, struct hx_diag *diag);

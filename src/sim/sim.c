@@ -1535,3 +1535,39 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out, struct hx_diag
     teardown(&s);
     return HX_OK;
 }
+
+int sim_served_offline(const struct model_profile *m, const struct model_throughput *tp,
+                       const struct machine_profiles *mp, const struct cluster *c,
+                       const struct layout *l, enum layout_connectivity conn,
+                       const struct sim_trace_data *td, enum sim_fidelity fidelity,
+                       int initial_queries, double measure_s, double *value, struct hx_diag *diag)
+{
+    *value = 0.0;
+    struct sim_cluster *sc = NULL;
+    int rc = sim_cluster_generate(c, l, m, mp, conn, &sc, diag);
+    if (rc != HX_OK) {
+        return rc;
+    }
+    struct sim_config cfg;
+    sim_config_defaults(&cfg, SIM_MODE_OFFLINE, SIM_POLICY_MAXFLOW);
+    sim_quirks_set(&cfg.quirks, fidelity);
+    cfg.model = m;
+    cfg.tp = tp;
+    cfg.cluster = sc;
+    cfg.layout = l;
+    cfg.trace_data = td;
+    cfg.initial_queries = initial_queries;
+    if (measure_s > 0) {
+        cfg.measure_s = measure_s;
+    }
+    struct sim_result res;
+    rc = sim_run(&cfg, &res, diag);
+    if (rc == HX_OK) {
+        *value = res.decode_throughput;
+        sim_result_release(&res);
+    } else if (rc == HX_EINFEASIBLE) {
+        rc = HX_OK; /* no path: serves nothing */
+    }
+    sim_cluster_free(sc);
+    return rc;
+}

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/layout.h"
 #include "sched/sched.h"
 
 struct hx_diag;
@@ -174,5 +175,20 @@ int sim_topology_build(const struct model_profile *m, const struct model_through
  */
 int sim_layout_derive(const struct model_profile *m, const struct sim_cluster *sc,
                       struct layout **out, struct hx_diag *diag);
+
+/*
+ * Served-throughput score of a planner placement (the `helix plan --objective served`
+ * scorer): derive the simulator cluster of (c, l) under conn (sim_cluster_generate), run it
+ * offline with max-flow scheduling, `fidelity` and Helix's offline workload (initial_queries
+ * queries, KV-fed; 60 s warm-up, measure_s window, seed 0) and return the decode tokens/s in
+ * *value. A placement the simulator cannot route scores 0 (HX_OK). Other errors as sim_run.
+ */
+struct cluster;
+struct machine_profiles;
+int sim_served_offline(const struct model_profile *m, const struct model_throughput *tp,
+                       const struct machine_profiles *mp, const struct cluster *c,
+                       const struct layout *l, enum layout_connectivity conn,
+                       const struct sim_trace_data *td, enum sim_fidelity fidelity,
+                       int initial_queries, double measure_s, double *value, struct hx_diag *diag);
 
 #endif
