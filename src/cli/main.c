@@ -7,6 +7,13 @@
 
 #include "cli/cli.h"
 
+/*
+ * OpenBLAS's own threads spin on idle cores; CBC (which links BLAS) then competes with its own
+ * worker threads (deps.md). The CPU engine runs its own thread pool over single-threaded BLAS
+ * calls, so one OpenBLAS thread is right for every subcommand.
+ */
+void openblas_set_num_threads(int num_threads);
+
 struct command {
     const char *name;
     cmd_fn *fn;
@@ -39,6 +46,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    openblas_set_num_threads(1);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
