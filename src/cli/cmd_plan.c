@@ -51,8 +51,10 @@ static void usage(FILE *f)
         "  --objective O            served | maxflow                      (default served)\n"
         "                           served: auto over depth bounds and layer caps, each\n"
         "                           candidate simulated offline (Helix's workload, 20\n"
-        "                           queries, 300 s window); the most decode tokens/s wins.\n"
+        "                           queries, 60 + 600 s); the most decode tokens/s wins.\n"
         "                           maxflow: Helix's objective (max-flow of the planner graph)\n"
+        "  --layer-cap PCT          auto, maxflow: each node holds at most PCT%% of its\n"
+        "                           type's max layers (memory left to the KV cache)\n"
         "  --partial                partial connectivity (s_j <= e_i < e_j); default strict\n"
         "  --machine-profiles FILE  GPU NIC/VRAM profiles        (default %s)\n"
         "  -q, --quiet              no progress on stderr\n"
@@ -123,7 +125,8 @@ enum {
     OPT_PROFILES,
     OPT_EVALS,
     OPT_PRUNE,
-    OPT_OBJECTIVE
+    OPT_OBJECTIVE,
+    OPT_LAYER_CAP
 };
 
 /* The served objective's scorer: simulate the placement offline (sim_served_offline). */
@@ -145,7 +148,7 @@ static int served_score(void *user, const struct plan_problem *p, const struct l
         s->loaded = 1;
     }
     return sim_served_offline(p->model, p->tp, p->mp, p->cluster, l, p->conn, &s->td,
-                              SIM_FIDELITY_HELIX, 20, 300.0, value, diag);
+                              SIM_FIDELITY_HELIX, 20, 0.0, value, diag);
 }
 
 int cmd_plan(int argc, char **argv)
@@ -163,6 +166,7 @@ int cmd_plan(int argc, char **argv)
         {"max-evals", required_argument, NULL, OPT_EVALS},
         {"prune", required_argument, NULL, OPT_PRUNE},
         {"objective", required_argument, NULL, OPT_OBJECTIVE},
+        {"layer-cap", required_argument, NULL, OPT_LAYER_CAP},
         {"machine-profiles", required_argument, NULL, OPT_PROFILES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -250,6 +254,12 @@ int cmd_plan(int argc, char **argv)
                 return cli_usage_error("plan", "%s", d.msg);
             }
             objective_set = 1;
+            break;
+        case OPT_LAYER_CAP:
+            if (cli_parse_long(optarg, &v) != 0 || v < 1 || v > 100) {
+                return cli_usage_error("plan", "--layer-cap needs a percentage in 1..100");
+            }
+            o.layer_cap_pct = (int)v;
             break;
         case OPT_EVALS:
             if (cli_parse_long(optarg, &v) != 0 || v < 1) {
