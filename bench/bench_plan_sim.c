@@ -193,7 +193,7 @@ static int served_fn(void *user, const struct plan_problem *p, const struct layo
 {
     const struct env *e = user;
     return sim_served_offline(p->model, p->tp, p->mp, p->cluster, l, p->conn, e->td,
-                              SIM_FIDELITY_HELIX, 20, 0.0, value, diag);
+                              SIM_FIDELITY_HELIX, 20, 0.0, 1, value, diag);
 }
 
 static void print_row(const char *cl, const char *method, const struct row *r, const struct row *h)

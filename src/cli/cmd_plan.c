@@ -51,7 +51,8 @@ static void usage(FILE *f)
         "  --objective O            served | maxflow                      (default served)\n"
         "                           served: auto over depth bounds and layer caps, each\n"
         "                           candidate simulated offline (Helix's workload, 20\n"
-        "                           queries, 60 + 600 s); the most decode tokens/s wins.\n"
+        "                           queries, 60 + 600 s, trace seed 1); the most decode\n"
+        "                           tokens/s wins.\n"
         "                           maxflow: Helix's objective (max-flow of the planner graph)\n"
         "  --layer-cap PCT          auto, maxflow: each node holds at most PCT%% of its\n"
         "                           type's max layers (memory left to the KV cache)\n"
@@ -148,7 +149,7 @@ static int served_score(void *user, const struct plan_problem *p, const struct l
         s->loaded = 1;
     }
     return sim_served_offline(p->model, p->tp, p->mp, p->cluster, l, p->conn, &s->td,
-                              SIM_FIDELITY_HELIX, 20, 0.0, value, diag);
+                              SIM_FIDELITY_HELIX, 20, 0.0, 1, value, diag);
 }
 
 int cmd_plan(int argc, char **argv)

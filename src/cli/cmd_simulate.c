@@ -555,6 +555,8 @@ int cmd_simulate(int argc, char **argv)
         cJSON_AddNumberToObject(j, "queries_finished", (double)r.queries_finished);
         cJSON_AddNumberToObject(j, "queries_rejected", (double)r.queries_rejected);
         cJSON_AddNumberToObject(j, "kv_overcommits", (double)r.kv_overcommits);
+        cJSON_AddNumberToObject(j, "mean_decode_batch", r.mean_decode_batch);
+        cJSON_AddNumberToObject(j, "typical_decode_batch", r.typical_decode_batch);
         cJSON *u = cJSON_CreateObject();
         for (int i = 0; i < sc->n_nodes; i++) {
             cJSON_AddNumberToObject(u, sc->nodes[i].name, r.node_util[i]);

@@ -8,7 +8,7 @@
  * pipeline depth bound (plan_options.max_stages) and a per-node layer cap
  * (plan_options.layer_cap_pct) - and every resulting placement scored by the caller's scorer
  * (the CLI simulates it). First a coarse grid (depth = fractions of the unrestricted depth x
- * caps), then a hill climb over neighbouring (depth, cap) pairs of the best. The
+ * caps), then a hill climb over neighbouring (depth, cap, auto seed) of the best. The
  * unrestricted max-flow placement is always a candidate, so served never loses to it under
  * the scorer.
  */
@@ -23,11 +23,11 @@
 #include "plan/plan_int.h"
 
 static const double DEPTH_FRAC[] = {1.0, 0.75, 0.55, 0.4, 0.3};
-static const int LAYER_CAP[] = {100, 75, 50};
+static const int LAYER_CAP[] = {100, 75};
 #define N_DEPTH ((int)(sizeof(DEPTH_FRAC) / sizeof(DEPTH_FRAC[0])))
 #define N_CAP ((int)(sizeof(LAYER_CAP) / sizeof(LAYER_CAP[0])))
 #define MAX_TRIED 64
-#define MAX_REFINE 12
+#define MAX_REFINE 14
 
 struct served_search {
     const struct plan_problem *p;
@@ -36,6 +36,7 @@ struct served_search {
     double deadline; /* for the auto runs (the last one may overrun by its share) */
     int tried_d[MAX_TRIED];
     int tried_c[MAX_TRIED];
+    int tried_s[MAX_TRIED];
     int n_tried;
     int scored;
     struct layout *best;
@@ -44,28 +45,31 @@ struct served_search {
     int best_depth; /* measured depth of best */
     int best_ms;    /* the bound it was found under (0 = none) */
     int best_cap;
+    int best_seed; /* offset added to o->seed */
     int last_rc;
     struct hx_diag last;
 };
 
-static int tried(const struct served_search *s, int ms, int cap)
+static int tried(const struct served_search *s, int ms, int cap, int seed)
 {
     for (int a = 0; a < s->n_tried; a++) {
-        if (s->tried_d[a] == ms && s->tried_c[a] == cap) {
+        if (s->tried_d[a] == ms && s->tried_c[a] == cap && s->tried_s[a] == seed) {
             return 1;
         }
     }
     return 0;
 }
 
-/* One candidate: auto under (ms, cap), scored. Returns its measured depth (0 if none). */
-static int try_one(struct served_search *s, int ms, int cap, int runs_left)
+/* One candidate: auto under (ms, cap) with seed o->seed + seed, scored. Returns its
+ * measured depth (0 if none). */
+static int try_one(struct served_search *s, int ms, int cap, int seed, int runs_left)
 {
-    if (s->n_tried >= MAX_TRIED || tried(s, ms, cap)) {
+    if (s->n_tried >= MAX_TRIED || tried(s, ms, cap, seed)) {
         return 0;
     }
     s->tried_d[s->n_tried] = ms;
     s->tried_c[s->n_tried] = cap;
+    s->tried_s[s->n_tried] = seed;
     s->n_tried++;
     const struct plan_options *o = s->o;
     struct plan_options ao = *o;
@@ -73,6 +77,7 @@ static int try_one(struct served_search *s, int ms, int cap, int runs_left)
     ao.method = PLAN_METHOD_AUTO;
     ao.layer_cap_pct = cap;
     ao.max_stages = ms;
+    ao.seed = o->seed + seed;
     ao.progress = NULL;
     if (o->max_evals <= 0) {
         /* a fraction of auto's default budget (scaled as in auto.c): the max-flow optimum
@@ -105,8 +110,9 @@ static int try_one(struct served_search *s, int ms, int cap, int runs_left)
         s->scored++;
         if (o->progress) {
             char ph[80];
-            snprintf(ph, sizeof(ph), "served: max-stages %d, cap %d%%: depth %d, %.1f tok/s", ms,
-                     cap, depth, v);
+            snprintf(ph, sizeof(ph),
+                     "served: max-stages %d, cap %d%%, seed +%d: depth %d, %.1f tok/s", ms, cap,
+                     seed, depth, v);
             o->progress(o->progress_user, plan_now(o) - s->t0, ar.objective, v, ph);
         }
         if (v > s->best_v * (1 + 1e-9)) {
@@ -118,6 +124,7 @@ static int try_one(struct served_search *s, int ms, int cap, int runs_left)
             s->best_depth = depth;
             s->best_ms = ms;
             s->best_cap = cap;
+            s->best_seed = seed;
         }
     } else {
         s->last = d2;
@@ -164,26 +171,30 @@ int plan_served(const struct plan_problem *p, const struct plan_options *o, stru
                     break;
                 }
             }
-            int depth = try_one(&s, ms, LAYER_CAP[ci], budget_runs - run);
+            int depth = try_one(&s, ms, LAYER_CAP[ci], 0, budget_runs - run);
             if (ci == 0 && di == 0) {
                 d0 = depth;
             }
         }
     }
-    /* 2. hill climb over neighbouring restrictions of the best */
+    /* 2. hill climb over neighbouring restrictions of the best (depth +-1, +-2, cap +-12 %)
+     * and other seeds of auto under the best restriction (its placements differ) */
     int refine = 0;
     int improved = 1;
     while (improved && s.best && refine < MAX_REFINE) {
         improved = 0;
         int bd = s.best_ms > 0 ? s.best_ms : s.best_depth;
         int bc = s.best_cap;
-        const int nd[6][2] = {{bd - 1, bc},  {bd + 1, bc},  {bd - 2, bc},
-                              {bd, bc - 12}, {bd, bc + 12}, {bd + 2, bc}};
-        for (int a = 0; a < 6 && refine < MAX_REFINE; a++) {
+        int bs = s.best_seed;
+        const int nd[8][3] = {{bd - 1, bc, bs}, {bd + 1, bc, bs},  {bd, bc, bs + 1},
+                              {bd - 2, bc, bs}, {bd, bc - 12, bs}, {bd, bc + 12, bs},
+                              {bd, bc, bs + 2}, {bd + 2, bc, bs}};
+        for (int a = 0; a < 8 && refine < MAX_REFINE; a++) {
             int ms = nd[a][0];
             int cap = nd[a][1];
+            int seed = nd[a][2];
             if (ms < 1 || cap < 25 || cap > 100 || (o->max_stages > 0 && ms > o->max_stages) ||
-                tried(&s, ms, cap)) {
+                tried(&s, ms, cap, seed)) {
                 continue;
             }
             if (o->now && plan_now(o) >= s.deadline - 0.2) {
@@ -191,7 +202,7 @@ int plan_served(const struct plan_problem *p, const struct plan_options *o, stru
             }
             double before = s.best_v;
             refine++;
-            try_one(&s, ms, cap, MAX_REFINE - refine + 1);
+            try_one(&s, ms, cap, seed, MAX_REFINE - refine + 1);
             if (s.best_v > before) {
                 improved = 1;
                 break;
@@ -214,7 +225,7 @@ int plan_served(const struct plan_problem *p, const struct plan_options *o, stru
     r->candidates = s.scored;
     snprintf(r->detail, sizeof(r->detail),
              "objective served: best of %d candidates (auto under depth bounds x layer caps): "
-             "max-stages %d, layer cap %d%%, depth %d, served %.2f tok/s",
-             s.scored, s.best_ms, s.best_cap, s.best_depth, s.best_v);
+             "max-stages %d, layer cap %d%%, seed +%d, depth %d, served %.2f tok/s",
+             s.scored, s.best_ms, s.best_cap, s.best_seed, s.best_depth, s.best_v);
     return HX_OK;
 }

@@ -349,6 +349,8 @@ struct cnode {
     long kv_used;
     long kv_cap;
     double busy_time;
+    long dec_batches; /* layer batches with decode tokens started inside the window */
+    long dec_tokens;  /* their decode tokens */
 };
 
 struct link {
@@ -1018,6 +1020,10 @@ static void on_start_exec(struct sim *s, int v)
     if (b > a) {
         c->busy_time += b - a;
     }
+    if (n_d > 0 && s->now >= s->res->window_a && s->now < s->res->window_b) {
+        c->dec_batches++;
+        c->dec_tokens += n_d;
+    }
     push_event(s, s->now + dur, EV_FINISH_EXEC, v);
 }
 
@@ -1520,9 +1526,21 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out, struct hx_diag
     xfree(tmp);
     out->node_util = xcalloc((size_t)s.n + 1, sizeof(double));
     double wl = out->window_b - out->window_a;
+    long nb = 0;
+    long nt = 0;
+    double dtyp = 0.0;
+    int nused = 0;
     for (int v = 0; v < s.n; v++) {
         out->node_util[v] = wl > 0 ? s.nodes[v].busy_time / wl : 0;
+        nb += s.nodes[v].dec_batches;
+        nt += s.nodes[v].dec_tokens;
+        if (s.nodes[v].k > 0) {
+            dtyp += s.nodes[v].set.D;
+            nused++;
+        }
     }
+    out->mean_decode_batch = nb > 0 ? (double)nt / (double)nb : 0.0;
+    out->typical_decode_batch = nused > 0 ? dtyp / nused : 0.0;
     if (out->series != NULL) {
         size_t used = 0;
         for (size_t b = 0; b < out->n_series; b++) {
@@ -1540,7 +1558,8 @@ int sim_served_offline(const struct model_profile *m, const struct model_through
                        const struct machine_profiles *mp, const struct cluster *c,
                        const struct layout *l, enum layout_connectivity conn,
                        const struct sim_trace_data *td, enum sim_fidelity fidelity,
-                       int initial_queries, double measure_s, double *value, struct hx_diag *diag)
+                       int initial_queries, double measure_s, int64_t seed, double *value,
+                       struct hx_diag *diag)
 {
     *value = 0.0;
     struct sim_cluster *sc = NULL;
@@ -1557,6 +1576,7 @@ int sim_served_offline(const struct model_profile *m, const struct model_through
     cfg.layout = l;
     cfg.trace_data = td;
     cfg.initial_queries = initial_queries;
+    cfg.seed = seed;
     if (measure_s > 0) {
         cfg.measure_s = measure_s;
     }

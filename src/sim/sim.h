@@ -142,6 +142,10 @@ struct sim_result {
     long kv_overflow;       /* a node's KV use exceeded its capacity */
     long bw_oversubscribed; /* a reservation exceeded a link's or NIC's available bandwidth */
     long max_kv_used_permille; /* max over nodes of 1000 * used / capacity */
+    /* batch sizes: decode tokens per layer batch (batches with any, started in the window,
+     * all nodes) vs the mean over used nodes of the typical-batch model's D (spec 1.7) */
+    double mean_decode_batch;
+    double typical_decode_batch;
 };
 
 void sim_result_release(struct sim_result *r);
@@ -180,7 +184,8 @@ int sim_layout_derive(const struct model_profile *m, const struct sim_cluster *s
  * Served-throughput score of a planner placement (the `helix plan --objective served`
  * scorer): derive the simulator cluster of (c, l) under conn (sim_cluster_generate), run it
  * offline with max-flow scheduling, `fidelity` and Helix's offline workload (initial_queries
- * queries, KV-fed; 60 s warm-up, measure_s window, seed 0) and return the decode tokens/s in
+ * queries, KV-fed; 60 s warm-up, measure_s window (<= 0: Helix's 600 s), the trace seed)
+ * and return the decode tokens/s in
  * *value. A placement the simulator cannot route scores 0 (HX_OK). Other errors as sim_run.
  */
 struct cluster;
@@ -189,6 +194,7 @@ int sim_served_offline(const struct model_profile *m, const struct model_through
                        const struct machine_profiles *mp, const struct cluster *c,
                        const struct layout *l, enum layout_connectivity conn,
                        const struct sim_trace_data *td, enum sim_fidelity fidelity,
-                       int initial_queries, double measure_s, double *value, struct hx_diag *diag);
+                       int initial_queries, double measure_s, int64_t seed, double *value,
+                       struct hx_diag *diag);
 
 #endif

@@ -154,7 +154,7 @@ static int sim_score(void *user, const struct plan_problem *p, const struct layo
 {
     struct sim_scorer *s = user;
     return sim_served_offline(p->model, p->tp, p->mp, p->cluster, l, p->conn, &s->td, s->fid, 20,
-                              s->measure_s, v, diag);
+                              s->measure_s, 1, v, diag);
 }
 
 /* The issue's test: on single24 the served plan (short budget, scored by a cheap simulation:
@@ -185,10 +185,10 @@ TEST(plan_served_beats_helix_ilp_single24)
     double ours = 0.0;
     double helix = 0.0;
     ASSERT_OK_DIAG(sim_served_offline(t.m, t.tp, t.mp, t.c, r.layout, LAYOUT_STRICT, &s.td,
-                                      SIM_FIDELITY_HELIX, 20, 0.0, &ours, &d),
+                                      SIM_FIDELITY_HELIX, 20, 0.0, 0, &ours, &d),
                    &d);
     ASSERT_OK_DIAG(sim_served_offline(t.m, t.tp, t.mp, t.c, h, LAYOUT_STRICT, &s.td,
-                                      SIM_FIDELITY_HELIX, 20, 0.0, &helix, &d),
+                                      SIM_FIDELITY_HELIX, 20, 0.0, 0, &helix, &d),
                    &d);
     ASSERT_DBL_NEAR(helix, 252.1, 0.1); /* docs/simulator.md: Helix's published 252.1 */
     printf("# served plan %.1f vs Helix ILP %.1f decode tok/s (%.2fx)\n", ours, helix,
