@@ -22,7 +22,7 @@
 #include "plan/plan.h"
 #include "plan/plan_int.h"
 
-static const double DEPTH_FRAC[] = {1.0, 0.75, 0.55, 0.4, 0.3};
+static const double DEPTH_FRAC[] = {1.0, 0.85, 0.7, 0.6, 0.5, 0.4, 0.3};
 static const int LAYER_CAP[] = {100, 75};
 #define N_DEPTH ((int)(sizeof(DEPTH_FRAC) / sizeof(DEPTH_FRAC[0])))
 #define N_CAP ((int)(sizeof(LAYER_CAP) / sizeof(LAYER_CAP[0])))
@@ -91,7 +91,10 @@ static int try_one(struct served_search *s, int ms, int cap, int seed, int runs_
         if (left <= 0.2) {
             return 0;
         }
-        ao.time_limit_s = left / (double)(runs_left > 0 ? runs_left : 1);
+        /* runs normally end on their evaluation budget; the time limit only guards a slow
+         * (loaded) machine: a fair share, but never less than a third of what is left */
+        double share = left / (double)(runs_left > 0 ? runs_left : 1);
+        ao.time_limit_s = share > left / 3 ? share : left / 3;
     }
     struct plan_result ar;
     memset(&ar, 0, sizeof(ar));
