@@ -295,6 +295,19 @@ int main(int argc, char **argv)
     double seconds = 6;
     int tokens = 32;
     int planned = 0;
+    static const char usage[] =
+        "usage: bench_serve [--rate R req/s (6)] [--seconds S per scheduler (6)]\n"
+        "                   [--tokens N >= 2 (32)] [--placement fixed|planned]\n";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    }
+    if (argc % 2 == 0) {
+        fprintf(stderr, "bench_serve: every option takes a value\n%s", usage);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--rate") == 0) {
             rate = strtod(argv[i + 1], NULL);
@@ -308,6 +321,9 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--tokens") == 0) {
             tokens = (int)strtol(argv[i + 1], NULL, 10);
+        } else {
+            fprintf(stderr, "bench_serve: unknown option '%s'\n%s", argv[i], usage);
+            return 2;
         }
     }
     if (!(rate > 0) || !(seconds > 0) || tokens < 2) {
