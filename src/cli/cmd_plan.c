@@ -56,6 +56,9 @@ static void usage(FILE *f)
         "                           maxflow: Helix's objective (max-flow of the planner graph)\n"
         "  --layer-cap PCT          auto, maxflow: each node holds at most PCT%% of its\n"
         "                           type's max layers (memory left to the KV cache)\n"
+        "  --kv-depth-exp E         auto, maxflow: anneal max-flow x (KV tokens of the\n"
+        "                           scarcest layer / depth)^E instead of max-flow\n"
+        "  --kv-sizing              with --kv-depth-exp: stage sizes keep the most KV\n"
         "  --partial                partial connectivity (s_j <= e_i < e_j); default strict\n"
         "  --machine-profiles FILE  GPU NIC/VRAM profiles        (default %s)\n"
         "  -q, --quiet              no progress on stderr\n"
@@ -127,7 +130,9 @@ enum {
     OPT_EVALS,
     OPT_PRUNE,
     OPT_OBJECTIVE,
-    OPT_LAYER_CAP
+    OPT_LAYER_CAP,
+    OPT_KV_EXP,
+    OPT_KV_SIZING
 };
 
 /* The served objective's scorer: simulate the placement offline (sim_served_offline). */
@@ -168,6 +173,8 @@ int cmd_plan(int argc, char **argv)
         {"prune", required_argument, NULL, OPT_PRUNE},
         {"objective", required_argument, NULL, OPT_OBJECTIVE},
         {"layer-cap", required_argument, NULL, OPT_LAYER_CAP},
+        {"kv-depth-exp", required_argument, NULL, OPT_KV_EXP},
+        {"kv-sizing", no_argument, NULL, OPT_KV_SIZING},
         {"machine-profiles", required_argument, NULL, OPT_PROFILES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -256,6 +263,17 @@ int cmd_plan(int argc, char **argv)
             }
             objective_set = 1;
             break;
+        case OPT_KV_SIZING:
+            o.kv_sizing = 1;
+            break;
+        case OPT_KV_EXP: {
+            double e = 0.0;
+            if (cli_parse_double(optarg, &e) != 0 || e < 0 || e > 8) {
+                return cli_usage_error("plan", "--kv-depth-exp needs a number in 0..8");
+            }
+            o.kv_depth_exp = e;
+            break;
+        }
         case OPT_LAYER_CAP:
             if (cli_parse_long(optarg, &v) != 0 || v < 1 || v > 100) {
                 return cli_usage_error("plan", "--layer-cap needs a percentage in 1..100");

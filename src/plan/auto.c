@@ -141,11 +141,17 @@ struct ctx {
     char best_from[64];
     double last_report;
     long last_improve; /* evals at the last improvement of best */
+    /* served search (plan_options.kv_depth_exp > 0): the annealing maximises
+     * flow x (min over layers of KV tokens / depth)^exp; stop_ub is then infinite */
+    double stop_ub;
+    double *kvtok;   /* [n * (kmax + 1)]: KV tokens of node i holding k layers */
+    double *lay_tok; /* [2 (L + 2)] scratch */
+    int *gq2;        /* [n + 2] scratch sizes */
 };
 
 static int time_up(struct ctx *c)
 {
-    if (c->best >= c->ub * (1 - 1e-9)) {
+    if (c->best >= c->stop_ub * (1 - 1e-9)) {
         return 1; /* the bound proves the incumbent optimal */
     }
     if (c->evals >= c->budget) {
@@ -224,6 +230,76 @@ static int sizes_feasible(struct ctx *c, const struct sol *s, int S, double F)
     return (int)((last[L / 64] >> (L % 64)) & 1u);
 }
 
+/* KV tokens a stage of the chain admits with q layers per member: requests split in proportion
+ * to throughput, so min over members of KV tokens / share (0 if some member cannot hold q). */
+static double stage_kv(const struct ctx *c, const struct sol *s, int s0, int s1, int q)
+{
+    double sum = 0.0;
+    double mn = INFINITY;
+    size_t st = (size_t)(c->t.kmax + 1);
+    for (int a = s0; a < s1; a++) {
+        int i = s->ord[a];
+        double cp = plan_tab_cap(&c->t, i, q);
+        if (!(cp > 0)) {
+            return 0.0;
+        }
+        double tok = c->kvtok[(size_t)i * st + (size_t)q];
+        sum += cp;
+        if (tok / cp < mn) {
+            mn = tok / cp;
+        }
+    }
+    return sum * mn;
+}
+
+/*
+ * Served search: sizes of one chain (stages at c->gstart[0..S]) with every stage's capacity
+ * >= F that maximise the smallest stage KV (water-filling: one layer at a time to the stage
+ * that keeps the most KV). Writes c->gq and returns the chain's throughput, or 0 (c->gq
+ * untouched) if the layers do not fit.
+ */
+static double kv_sizes(struct ctx *c, const struct sol *s, int S, double F)
+{
+    int *q = c->gq2;
+    int tot = 0;
+    for (int j = 0; j < S; j++) {
+        q[j] = 1;
+        tot++;
+        if (stage_cap(c, s, c->gstart[j], c->gstart[j + 1], 1) < F) {
+            return 0.0;
+        }
+    }
+    while (tot < c->t.L) {
+        int bj = -1;
+        double bv = -1.0;
+        for (int j = 0; j < S; j++) {
+            if (q[j] + 1 > c->gmaxq[j] ||
+                stage_cap(c, s, c->gstart[j], c->gstart[j + 1], q[j] + 1) < F) {
+                continue;
+            }
+            double v = stage_kv(c, s, c->gstart[j], c->gstart[j + 1], q[j] + 1);
+            if (v > bv) {
+                bv = v;
+                bj = j;
+            }
+        }
+        if (bj < 0) {
+            return 0.0;
+        }
+        q[bj]++;
+        tot++;
+    }
+    double fmin = INFINITY;
+    for (int j = 0; j < S; j++) {
+        c->gq[j] = q[j];
+        double v = stage_cap(c, s, c->gstart[j], c->gstart[j + 1], q[j]);
+        if (v < fmin) {
+            fmin = v;
+        }
+    }
+    return fmin;
+}
+
 /*
  * Derive the sizes of one chain (stages at c->gstart[0..S]); returns the chain's compute
  * throughput F (0 if infeasible) and writes c->gq.
@@ -295,6 +371,12 @@ static double chain_sizes(struct ctx *c, const struct sol *s, int S)
         c->gq[j] = chosen;
         rem -= chosen;
     }
+    if (c->kvtok && c->o->kv_sizing) {
+        double F2 = kv_sizes(c, s, S, F);
+        if (F2 > 0) {
+            return F2;
+        }
+    }
     return F;
 }
 
@@ -338,6 +420,56 @@ static double decode(struct ctx *c, const struct sol *s)
     return total;
 }
 
+/* The KV/depth factor of the served search: served decode tokens ~ requests in flight (bounded
+ * by the KV tokens of the scarcest layer) / per-token latency (~ depth). 1 when off. */
+static double kv_factor(struct ctx *c, const struct layout *l)
+{
+    if (!c->kvtok || c->o->kv_depth_exp <= 0) {
+        return 1.0;
+    }
+    /* requests split over the nodes holding a layer in proportion to their throughput, so
+     * the layer admits min over them of (KV tokens / share) requests' tokens */
+    int L = c->t.L;
+    double *sum = c->lay_tok;
+    double *mnr = c->lay_tok + L + 1;
+    for (int x = 0; x <= L; x++) {
+        sum[x] = 0.0;
+        mnr[x] = INFINITY;
+    }
+    size_t st = (size_t)(c->t.kmax + 1);
+    for (int i = 0; i < l->n_nodes; i++) {
+        int k = l->nodes[i].n_layers;
+        int s0 = l->nodes[i].start;
+        if (k <= 0 || k > c->t.kmax || s0 < 0 || s0 + k > L) {
+            continue;
+        }
+        double tok = c->kvtok[(size_t)i * st + (size_t)k];
+        double cp = c->t.cap[(size_t)i * st + (size_t)k];
+        if (!(cp > 0)) {
+            continue;
+        }
+        for (int x = s0; x < s0 + k; x++) {
+            sum[x] += cp;
+            if (tok / cp < mnr[x]) {
+                mnr[x] = tok / cp;
+            }
+        }
+    }
+    double mn = INFINITY;
+    for (int x = 0; x < L; x++) {
+        double b = sum[x] * mnr[x];
+        if (!(b < mn)) {
+            continue;
+        }
+        mn = b;
+    }
+    int depth = plan_depth(c->p, l, NULL);
+    if (!(mn > 0) || depth <= 0) {
+        return 0.0;
+    }
+    return pow(mn / (double)depth, c->o->kv_depth_exp);
+}
+
 static void keep_best(struct ctx *c, const struct layout *l, double v, const char *from)
 {
     if (v > c->best * (1 + 1e-12) || !c->best_lay) {
@@ -365,6 +497,7 @@ static double evaluate(struct ctx *c, const struct sol *s, const char *from)
     if (c->o->max_stages > 0 && v > c->best && plan_depth(c->p, c->lay, NULL) > c->o->max_stages) {
         return -1.0;
     }
+    v *= kv_factor(c, c->lay);
     keep_best(c, c->lay, v, from);
     return v;
 }
@@ -376,6 +509,7 @@ static double eval_layout(struct ctx *c, const struct layout *l, const char *fro
     if (flow_net_planner_eval(c->net, l, &v, NULL) != HX_OK) {
         return -1.0;
     }
+    v *= kv_factor(c, l);
     keep_best(c, l, v, from);
     return v;
 }
@@ -1119,6 +1253,24 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     }
     char kind[32];
     c.ub = plan_upper_bound(p, kind, sizeof(kind));
+    c.stop_ub = c.ub;
+    int kvmode = o->kv_depth_exp > 0;
+    if (kvmode) {
+        c.stop_ub = INFINITY;
+        c.kvtok = xcalloc((size_t)n * (size_t)(c.t.kmax + 1) + 1, sizeof(double));
+        c.lay_tok = xcalloc(2 * (size_t)L + 4, sizeof(double));
+        c.gq2 = xcalloc((size_t)n + 2, sizeof(int));
+        for (int i = 0; i < n; i++) {
+            if (c.t.maxk[i] <= 0) {
+                continue;
+            }
+            for (int k = 1; k <= c.t.kmax; k++) {
+                long kv = model_kv_capacity(p->model, &p->model->gpus[c.t.gpu[i]], k);
+                c.kvtok[(size_t)i * (size_t)(c.t.kmax + 1) + (size_t)k] =
+                    kv > 0 ? (double)kv / (double)k : 0.0;
+            }
+        }
+    }
     /* evaluation budget: scales down with cluster size (each max-flow costs ~n^2) */
     c.budget = (long)(2.0e9 / ((double)n * (double)n + 200.0 * n));
     if (c.budget > 1000000) {
@@ -1235,7 +1387,7 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
                 c.budget += budget0 / 2;
                 extensions++;
             }
-            if ((o->now && plan_now(o) >= c.deadline) || c.best >= c.ub * (1 - 1e-9)) {
+            if ((o->now && plan_now(o) >= c.deadline) || c.best >= c.stop_ub * (1 - 1e-9)) {
                 break;
             }
             long left = c.budget - c.evals;
@@ -1268,7 +1420,7 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     double exact_ub = INFINITY;
     char milp_detail[300] = "";
     int proven_exact = 0;
-    if (small && p->conn == LAYOUT_STRICT && c.best_lay && c.best > 0) {
+    if (!kvmode && small && p->conn == LAYOUT_STRICT && c.best_lay && c.best > 0) {
         report(&c, "exact", 1);
         for (int round = 0; round < 20; round++) {
             double F = c.best * (1 + 1e-7);
@@ -1308,7 +1460,7 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     for (int i = 0; all_used && i < n; i++) {
         all_used &= c.best_lay->nodes[i].n_layers > 0;
     }
-    if (!proven_exact && n <= 10 && c.best_lay && c.best < c.ub * (1 - 1e-9) &&
+    if (!kvmode && !proven_exact && n <= 10 && c.best_lay && c.best < c.ub * (1 - 1e-9) &&
         (!o->now || plan_now(o) < c.deadline - 1.0)) {
         struct layout *warm = layout_clone(c.best_lay);
         if (!all_used) {
@@ -1370,6 +1522,10 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     } else {
         r->layout = c.best_lay;
         r->objective = c.best;
+        if (kvmode) { /* the flow of the layout, not the annealing's score */
+            double v = 0.0;
+            r->objective = flow_net_planner_eval(c.net, c.best_lay, &v, NULL) == HX_OK ? v : 0.0;
+        }
         r->upper_bound = c.ub;
         snprintf(r->bound_kind, sizeof(r->bound_kind), "%s", kind);
         if (milp_ub < r->upper_bound) {
@@ -1390,6 +1546,9 @@ int plan_auto(const struct plan_problem *p, const struct plan_options *o, struct
     xfree(c.gstart);
     xfree(c.gq);
     xfree(c.gmaxq);
+    xfree(c.kvtok);
+    xfree(c.lay_tok);
+    xfree(c.gq2);
     flow_net_free(c.net);
     plan_tab_release(&c.t);
     return out_rc;

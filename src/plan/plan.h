@@ -103,6 +103,13 @@ struct plan_options {
      * stages are not restricted); 0 or 100 = none. Set per candidate by SERVED. */
     int layer_cap_pct;
     void *served_user;
+    /* auto's annealing score: 0 = max-flow; e > 0 = max-flow x (KV tokens of the scarcest
+     * layer / pipeline depth)^e, a Little's-law stand-in for served tokens (in flight bounded
+     * by KV, per-token latency by depth). Set per candidate by SERVED. */
+    double kv_depth_exp;
+    /* with kv_depth_exp > 0: a chain's stage sizes (all stages still >= its max-flow
+     * throughput) maximise the smallest stage KV instead of favouring late stages */
+    int kv_sizing;
 };
 
 /* Defaults: auto, maxflow objective, 60 s, 1 thread, seed 0, no depth bound, no clock, no

@@ -8,9 +8,12 @@
  * pipeline depth bound (plan_options.max_stages) and a per-node layer cap
  * (plan_options.layer_cap_pct) - and every resulting placement scored by the caller's scorer
  * (the CLI simulates it). First a coarse grid (depth = fractions of the unrestricted depth x
- * caps), then a hill climb over neighbouring (depth, cap, auto seed) of the best. The
- * unrestricted max-flow placement is always a candidate, so served never loses to it under
- * the scorer.
+ * caps, and auto's KV/depth score modes: plan_options.kv_depth_exp, kv_sizing), then a hill
+ * climb over neighbouring (auto seed, depth, cap, mode) of the best, drawing further seeds at
+ * a local optimum while time is left. A deeper candidate must win by DEPTH_MARGIN per extra
+ * stage (online latency grows with depth; docs/planning.md). The unrestricted max-flow
+ * placement is always a candidate, so served never loses to it under the scorer by more than
+ * that margin.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,12 +25,26 @@
 #include "plan/plan.h"
 #include "plan/plan_int.h"
 
-static const double DEPTH_FRAC[] = {1.0, 0.85, 0.7, 0.6, 0.5, 0.4, 0.3};
-static const int LAYER_CAP[] = {100, 75};
-#define N_DEPTH ((int)(sizeof(DEPTH_FRAC) / sizeof(DEPTH_FRAC[0])))
-#define N_CAP ((int)(sizeof(LAYER_CAP) / sizeof(LAYER_CAP[0])))
+/* auto's annealing score per mode: max-flow (0), or max-flow x (KV of the scarcest layer /
+ * depth)^exp, with or without KV-maximising stage sizes (plan.h, kv_depth_exp, kv_sizing) */
+static const double MODE_EXP[] = {0.0, 1.0, 1.0, 2.0};
+static const int MODE_SIZING[] = {0, 0, 1, 0};
+#define N_MODE ((int)(sizeof(MODE_EXP) / sizeof(MODE_EXP[0])))
+/* the grid after the unrestricted max-flow placement: {mode, depth fraction, layer cap};
+ * depth fraction 1 = no depth bound */
+static const struct {
+    int mode;
+    double frac;
+    int cap;
+} GRID[] = {
+    {0, 0.85, 100}, {0, 0.7, 100}, {0, 0.6, 100}, {0, 0.5, 100}, {0, 0.4, 100},
+    {0, 0.3, 100},  {0, 1.0, 75},  {0, 0.7, 75},  {0, 0.5, 75},  {0, 0.4, 75},
+    {1, 1.0, 100},  {2, 1.0, 100}, {3, 1.0, 100},
+};
+#define N_GRID ((int)(sizeof(GRID) / sizeof(GRID[0])))
 #define MAX_TRIED 64
-#define MAX_REFINE 14
+#define DEPTH_MARGIN 0.02
+#define MAX_REFINE 20
 
 struct served_search {
     const struct plan_problem *p;
@@ -37,6 +54,7 @@ struct served_search {
     int tried_d[MAX_TRIED];
     int tried_c[MAX_TRIED];
     int tried_s[MAX_TRIED];
+    int tried_m[MAX_TRIED];
     int n_tried;
     int scored;
     struct layout *best;
@@ -46,30 +64,33 @@ struct served_search {
     int best_ms;    /* the bound it was found under (0 = none) */
     int best_cap;
     int best_seed; /* offset added to o->seed */
+    int best_mode; /* index into MODE_EXP */
     int last_rc;
     struct hx_diag last;
 };
 
-static int tried(const struct served_search *s, int ms, int cap, int seed)
+static int tried(const struct served_search *s, int ms, int cap, int seed, int mode)
 {
     for (int a = 0; a < s->n_tried; a++) {
-        if (s->tried_d[a] == ms && s->tried_c[a] == cap && s->tried_s[a] == seed) {
+        if (s->tried_d[a] == ms && s->tried_c[a] == cap && s->tried_s[a] == seed &&
+            s->tried_m[a] == mode) {
             return 1;
         }
     }
     return 0;
 }
 
-/* One candidate: auto under (ms, cap) with seed o->seed + seed, scored. Returns its
- * measured depth (0 if none). */
-static int try_one(struct served_search *s, int ms, int cap, int seed, int runs_left)
+/* One candidate: auto in mode `mode` under (ms, cap) with seed o->seed + seed, scored.
+ * Returns its measured depth (0 if none). */
+static int try_one(struct served_search *s, int ms, int cap, int seed, int mode, int runs_left)
 {
-    if (s->n_tried >= MAX_TRIED || tried(s, ms, cap, seed)) {
+    if (s->n_tried >= MAX_TRIED || tried(s, ms, cap, seed, mode)) {
         return 0;
     }
     s->tried_d[s->n_tried] = ms;
     s->tried_c[s->n_tried] = cap;
     s->tried_s[s->n_tried] = seed;
+    s->tried_m[s->n_tried] = mode;
     s->n_tried++;
     const struct plan_options *o = s->o;
     struct plan_options ao = *o;
@@ -78,6 +99,8 @@ static int try_one(struct served_search *s, int ms, int cap, int seed, int runs_
     ao.layer_cap_pct = cap;
     ao.max_stages = ms;
     ao.seed = o->seed + seed;
+    ao.kv_depth_exp = MODE_EXP[mode];
+    ao.kv_sizing = MODE_SIZING[mode];
     ao.progress = NULL;
     if (o->max_evals <= 0) {
         /* a fraction of auto's default budget (scaled as in auto.c): the max-flow optimum
@@ -114,11 +137,15 @@ static int try_one(struct served_search *s, int ms, int cap, int seed, int runs_
         if (o->progress) {
             char ph[80];
             snprintf(ph, sizeof(ph),
-                     "served: max-stages %d, cap %d%%, seed +%d: depth %d, %.1f tok/s", ms, cap,
-                     seed, depth, v);
+                     "served: mode %d, max-stages %d, cap %d%%, seed +%d: depth %d, %.1f tok/s",
+                     mode, ms, cap, seed, depth, v);
             o->progress(o->progress_user, plan_now(o) - s->t0, ar.objective, v, ph);
         }
-        if (v > s->best_v * (1 + 1e-9)) {
+        /* a deeper placement must win by DEPTH_MARGIN per extra stage (a shallower one may
+         * lose as much): its per-token latency under online load grows with depth, which
+         * the offline score does not see */
+        double need = s->best_v * (1 + 1e-9 + DEPTH_MARGIN * (double)(depth - s->best_depth));
+        if (!s->best || v > need) {
             layout_free(s->best);
             s->best = ar.layout;
             ar.layout = NULL;
@@ -128,6 +155,7 @@ static int try_one(struct served_search *s, int ms, int cap, int seed, int runs_
             s->best_ms = ms;
             s->best_cap = cap;
             s->best_seed = seed;
+            s->best_mode = mode;
         }
     } else {
         s->last = d2;
@@ -154,50 +182,60 @@ int plan_served(const struct plan_problem *p, const struct plan_options *o, stru
     double total = o->time_limit_s > 0 ? o->time_limit_s : 60.0;
     /* leave ~10 % for the scorer of the last candidates and the caller's checks */
     s.deadline = s.t0 + 0.9 * total;
-    int grid = N_DEPTH * N_CAP;
-    int budget_runs = grid + MAX_REFINE;
-    /* 1. coarse grid: depth bounds as fractions of the unrestricted depth x layer caps */
-    int d0 = 0;
-    for (int ci = 0; ci < N_CAP; ci++) {
-        for (int di = 0; di < N_DEPTH; di++) {
-            int run = ci * N_DEPTH + di;
-            int ms = o->max_stages;
-            if (di > 0) {
-                if (d0 <= 0) {
-                    break;
-                }
-                ms = (int)floor(DEPTH_FRAC[di] * d0);
-                if (o->max_stages > 0 && ms > o->max_stages) {
-                    ms = o->max_stages;
-                }
-                if (ms < 1) {
-                    break;
-                }
+    int budget_runs = 1 + N_GRID + MAX_REFINE;
+    /* 1. the unrestricted max-flow placement (always a candidate), then the grid: auto's
+     * KV/depth score modes, depth bounds as fractions of the unrestricted depth, layer caps */
+    int d0 = try_one(&s, o->max_stages, 100, 0, 0, budget_runs);
+    for (int g = 0; g < N_GRID && d0 > 0; g++) {
+        int ms = o->max_stages;
+        if (GRID[g].frac < 1.0) {
+            ms = (int)floor(GRID[g].frac * d0);
+            if (o->max_stages > 0 && ms > o->max_stages) {
+                ms = o->max_stages;
             }
-            int depth = try_one(&s, ms, LAYER_CAP[ci], 0, budget_runs - run);
-            if (ci == 0 && di == 0) {
-                d0 = depth;
+            if (ms < 1) {
+                continue;
             }
         }
+        try_one(&s, ms, GRID[g].cap, 0, GRID[g].mode, budget_runs - 1 - g);
     }
-    /* 2. hill climb over neighbouring restrictions of the best (depth +-1, +-2, cap +-12 %)
-     * and other seeds of auto under the best restriction (its placements differ) */
+    /* 2. hill climb around the best: other seeds of auto (its placements under one
+     * restriction differ by 10-15 % in served tokens), depth +-1, +-2, cap +-12 %, the other
+     * score modes */
     int refine = 0;
-    int improved = 1;
-    while (improved && s.best && refine < MAX_REFINE) {
-        improved = 0;
+    int extra = 0;
+    while (s.best && refine < MAX_REFINE) {
+        if (o->now && plan_now(o) >= s.deadline - 0.2) {
+            break;
+        }
+        int improved = 0;
         int bd = s.best_ms > 0 ? s.best_ms : s.best_depth;
         int bc = s.best_cap;
         int bs = s.best_seed;
-        const int nd[8][3] = {{bd - 1, bc, bs}, {bd + 1, bc, bs},  {bd, bc, bs + 1},
-                              {bd - 2, bc, bs}, {bd, bc - 12, bs}, {bd, bc + 12, bs},
-                              {bd, bc, bs + 2}, {bd + 2, bc, bs}};
-        for (int a = 0; a < 8 && refine < MAX_REFINE; a++) {
+        int bm = s.best_mode;
+        const int nd[11][4] = {
+            {bd, bc, bs + 1, bm},
+            {bd - 1, bc, bs, bm},
+            {bd, bc, bs + 2, bm},
+            {bd + 1, bc, bs, bm},
+            {bd, bc, bs + 3, bm},
+            {bd - 2, bc, bs, bm},
+            {bd, bc - 12, bs, bm},
+            {bd, bc + 12, bs, bm},
+            {bd + 2, bc, bs, bm},
+            {bd, bc, bs, (bm + 1) % N_MODE},
+            {bd, bc, bs, (bm + 2) % N_MODE},
+        };
+        for (int a = 0; a < 11 && refine < MAX_REFINE; a++) {
             int ms = nd[a][0];
             int cap = nd[a][1];
             int seed = nd[a][2];
-            if (ms < 1 || cap < 25 || cap > 100 || (o->max_stages > 0 && ms > o->max_stages) ||
-                tried(&s, ms, cap, seed)) {
+            int mode = nd[a][3];
+            if (s.best_ms <= 0 && a != 1 && a != 3 && a != 5 && a != 8) {
+                ms = s.best_ms; /* keep "no bound" when only the seed, cap or mode moves */
+            }
+            if ((ms < 1 && !(ms == 0 && s.best_ms <= 0)) || cap < 25 || cap > 100 ||
+                (o->max_stages > 0 && ms > o->max_stages) || tried(&s, ms, cap, seed, mode)) {
                 continue;
             }
             if (o->now && plan_now(o) >= s.deadline - 0.2) {
@@ -205,11 +243,18 @@ int plan_served(const struct plan_problem *p, const struct plan_options *o, stru
             }
             double before = s.best_v;
             refine++;
-            try_one(&s, ms, cap, seed, MAX_REFINE - refine + 1);
+            try_one(&s, ms, cap, seed, mode, MAX_REFINE - refine + 1);
             if (s.best_v > before) {
                 improved = 1;
                 break;
             }
+        }
+        if (!improved && refine < MAX_REFINE) {
+            /* a local optimum: while time is left, further seeds of the best restriction
+             * (auto's seeds are the largest source of spread) */
+            refine++;
+            extra++;
+            try_one(&s, s.best_ms, bc, bs + 3 + extra, bm, MAX_REFINE - refine + 1);
         }
     }
     if (!s.best) {
@@ -227,8 +272,11 @@ int plan_served(const struct plan_problem *p, const struct plan_options *o, stru
     r->served = s.best_v;
     r->candidates = s.scored;
     snprintf(r->detail, sizeof(r->detail),
-             "objective served: best of %d candidates (auto under depth bounds x layer caps): "
-             "max-stages %d, layer cap %d%%, seed +%d, depth %d, served %.2f tok/s",
-             s.scored, s.best_ms, s.best_cap, s.best_seed, s.best_depth, s.best_v);
+             "objective served: best of %d candidates (auto under score modes x depth bounds x "
+             "layer caps): mode %d (kv exp %.1f%s), max-stages %d, layer cap %d%%, seed +%d, "
+             "depth %d, served %.2f tok/s",
+             s.scored, s.best_mode, MODE_EXP[s.best_mode],
+             MODE_SIZING[s.best_mode] ? ", kv sizing" : "", s.best_ms, s.best_cap, s.best_seed,
+             s.best_depth, s.best_v);
     return HX_OK;
 }

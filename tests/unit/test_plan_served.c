@@ -1,7 +1,8 @@
 /*
  * test_plan_served.c - the served objective (plan_options.objective = PLAN_OBJECTIVE_SERVED):
  * it needs a scorer, keeps exactly the candidate the scorer ranks best (a valid placement),
- * honours the layer cap, leaves the max-flow objective unchanged, and - scored by the
+ * honours the layer cap, leaves the max-flow objective unchanged, auto's KV/depth score mode
+ * (plan_options.kv_depth_exp, kv_sizing) trades max-flow for KV per stage, and - scored by the
  * simulator - beats Helix's stored ILP placement on single24 in Helix-fidelity simulation.
  * Searches are bounded by evaluation budgets and run without a clock (deterministic; no
  * wall-clock assertions).
@@ -143,6 +144,56 @@ TEST(plan_layer_cap_and_maxflow_unchanged)
     tp_release(&t);
 }
 
+/* KV tokens of the scarcest layer / depth, as auto's KV/depth mode scores it (without the
+ * throughput shares): the mode should trade max-flow for it. */
+static double kv_per_depth(const struct tp_problem *t, const struct layout *l)
+{
+    double mn = INFINITY;
+    for (int x = 0; x < t->m->n_layers; x++) {
+        double tok = 0.0;
+        for (int i = 0; i < l->n_nodes; i++) {
+            int k = l->nodes[i].n_layers;
+            if (k > 0 && l->nodes[i].start <= x && x < l->nodes[i].start + k) {
+                int g = model_gpu_index(t->m, t->c->nodes[i].type);
+                tok += (double)model_kv_capacity(t->m, &t->m->gpus[g], k) / k;
+            }
+        }
+        mn = tok < mn ? tok : mn;
+    }
+    return mn / plan_depth(&t->p, l, NULL);
+}
+
+TEST(plan_kv_depth_mode)
+{
+    struct tp_problem t;
+    struct hx_diag d = {0};
+    ASSERT_OK_DIAG(tp_load(&t, M70, S24, NULL, LAYOUT_STRICT, &d), &d);
+    struct plan_options o;
+    plan_options_init(&o);
+    o.max_evals = 46000; /* the served search's per-candidate budget on 24 nodes */
+    struct plan_result mf;
+    ASSERT_OK_DIAG(plan_solve(&t.p, &o, &mf, &d), &d);
+    for (int sizing = 0; sizing <= 1; sizing++) {
+        o.kv_depth_exp = 1.0;
+        o.kv_sizing = sizing;
+        o.max_stages = 0;
+        struct plan_result r;
+        ASSERT_OK_DIAG(plan_solve(&t.p, &o, &r, &d), &d);
+        /* a valid placement whose reported objective is its max-flow, not the mode's score */
+        ASSERT_OK_DIAG(tp_check(&t.p, &r, 0, &d), &d);
+        ASSERT_LE(r.objective, mf.objective * (1 + 1e-9));
+        ASSERT_GE(kv_per_depth(&t, r.layout), 1.2 * kv_per_depth(&t, mf.layout));
+        plan_result_release(&r);
+        o.max_stages = 12;
+        ASSERT_OK_DIAG(plan_solve(&t.p, &o, &r, &d), &d);
+        ASSERT_OK_DIAG(tp_check(&t.p, &r, 12, &d), &d);
+        ASSERT_LE(plan_depth(&t.p, r.layout, NULL), 12);
+        plan_result_release(&r);
+    }
+    plan_result_release(&mf);
+    tp_release(&t);
+}
+
 struct sim_scorer {
     struct sim_trace_data td;
     enum sim_fidelity fid;
@@ -175,7 +226,7 @@ TEST(plan_served_beats_helix_ilp_single24)
     o.objective = PLAN_OBJECTIVE_SERVED;
     o.served = sim_score;
     o.served_user = &s;
-    o.max_evals = 3000;
+    o.max_evals = 8000;
     struct plan_result r;
     ASSERT_OK_DIAG(plan_solve(&t.p, &o, &r, &d), &d);
     ASSERT_OK_DIAG(tp_check(&t.p, &r, 0, &d), &d);
