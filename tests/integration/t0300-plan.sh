@@ -44,12 +44,12 @@ grep -q '<svg' "$tmp/auto/placement.svg" || fail "svg"
 # objective served (the default): candidates simulated, the best kept, its served tokens
 # reported and recorded in plan.json; a depth bound is honoured
 "$HELIX" plan --model llama2_70b --cluster single24 --max-evals 1500 --max-stages 16 \
-    --time-limit 20 \
+    --time-limit 600 \
     --out "$tmp/served" >"$tmp/served.out" 2>"$tmp/served.err" || fail "served exited $?"
 grep -q '^objective served .* decode tokens/s offline' "$tmp/served.out" ||
     fail "served summary: $(cat "$tmp/served.out")"
 grep -q '"served_decode_tok_s"' "$tmp/served/plan.json" || fail "plan.json served"
-grep -q 'served: max-stages' "$tmp/served.err" || fail "no served progress"
+grep -q 'served: .*max-stages' "$tmp/served.err" || fail "no served progress"
 "$HELIX" flow --model llama2_70b --cluster single24 --layout "$tmp/served/placement.ini" \
     >/dev/null || fail "helix flow on the served placement"
 "$HELIX" plan -q --model llama2_70b --cluster single24 --method petals --objective served \
