@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -46,6 +47,8 @@ static void usage(FILE *f)
         "                           memory | ram-ring | milp                 (default auto)\n"
         "  --time-limit S           wall seconds for auto and milp               (default 60)\n"
         "  --threads N              CBC threads for milp / auto's MILP stage      (default 1)\n"
+        "  --jobs N                 served: candidates planned and simulated at once,\n"
+        "                           one thread each, 1..8        (default: online CPUs)\n"
         "  --seed N                 seed (Helix's baselines use 0; auto's search)  (default 0)\n"
         "  --max-stages N           at most N nodes on any source->sink pipeline (default none)\n"
         "  --objective O            served | maxflow                      (default served)\n"
@@ -132,6 +135,7 @@ enum {
     OPT_OBJECTIVE,
     OPT_LAYER_CAP,
     OPT_KV_EXP,
+    OPT_JOBS,
     OPT_KV_SIZING
 };
 
@@ -166,6 +170,7 @@ int cmd_plan(int argc, char **argv)
         {"method", required_argument, NULL, OPT_METHOD},
         {"time-limit", required_argument, NULL, OPT_TIME},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"jobs", required_argument, NULL, OPT_JOBS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"max-stages", required_argument, NULL, OPT_STAGES},
         {"partial", no_argument, NULL, OPT_PARTIAL},
@@ -189,6 +194,7 @@ int cmd_plan(int argc, char **argv)
     plan_options_init(&o);
     o.objective = PLAN_OBJECTIVE_SERVED;
     int objective_set = 0;
+    int jobs_set = 0;
     struct served_ctx served;
     memset(&served, 0, sizeof(served));
     struct hx_diag d = {0};
@@ -238,6 +244,13 @@ int cmd_plan(int argc, char **argv)
                 return cli_usage_error("plan", "--threads needs an integer in 1..256");
             }
             o.threads = (int)v;
+            break;
+        case OPT_JOBS:
+            if (cli_parse_long(optarg, &v) != 0 || v < 1 || v > 8) {
+                return cli_usage_error("plan", "--jobs needs an integer in 1..8");
+            }
+            o.jobs = (int)v;
+            jobs_set = 1;
             break;
         case OPT_SEED:
             if (cli_parse_long(optarg, &v) != 0) {
@@ -358,6 +371,17 @@ int cmd_plan(int argc, char **argv)
         }
         o.served = served_score;
         o.served_user = &served;
+        /* the scorer runs on several threads at once (--jobs): load the traces here */
+        rc = sim_trace_data_load(served.tdir, "azure_conv", &served.td, &d);
+        if (rc != HX_OK) {
+            exit_code = cli_error("%s", d.msg[0] ? d.msg : hx_strerror(rc));
+            goto done;
+        }
+        served.loaded = 1;
+        if (!jobs_set) {
+            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+            o.jobs = ncpu < 1 ? 1 : (ncpu > 8 ? 8 : (int)ncpu);
+        }
     }
     o.now = wall_now;
     if (!quiet) {

@@ -48,6 +48,7 @@ void plan_options_init(struct plan_options *o)
     o->method = PLAN_METHOD_AUTO;
     o->time_limit_s = 60.0;
     o->threads = 1;
+    o->jobs = 1;
 }
 
 const char *plan_objective_name(enum plan_objective o)

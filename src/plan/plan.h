@@ -87,9 +87,12 @@ struct plan_options {
     enum plan_method method;
     double time_limit_s; /* wall seconds for auto / milp (default 60) */
     int threads;         /* CBC threads (default 1) */
-    int64_t seed;        /* Helix's seed for petals/swarm/homogeneous (0); auto's RNG seed */
-    int max_stages;      /* pipeline depth bound: nodes on any source->sink path; 0 = none */
-    long max_evals;      /* auto's search budget in max-flow evaluations; 0 = by cluster size */
+    /* SERVED: candidates planned and scored at once, one thread each (1..8; default 1); the
+     * scorer is then called from several threads at a time and must be thread-safe */
+    int jobs;
+    int64_t seed;   /* Helix's seed for petals/swarm/homogeneous (0); auto's RNG seed */
+    int max_stages; /* pipeline depth bound: nodes on any source->sink path; 0 = none */
+    long max_evals; /* auto's search budget in max-flow evaluations; 0 = by cluster size */
     double (*now)(void *user); /* wall clock in seconds (injected; NULL = no time limit) */
     void *now_user;
     plan_progress_fn progress; /* may be NULL */

@@ -7,6 +7,8 @@
  * Searches are bounded by evaluation budgets and run without a clock (deterministic; no
  * wall-clock assertions).
  */
+#include <pthread.h>
+
 #include "test.h"
 #include "test_plan_util.h"
 
@@ -104,6 +106,60 @@ TEST(plan_served_keeps_scorers_best)
     ASSERT_LE(r.objective, mr.objective * (1 + 1e-9));
     plan_result_release(&mr);
     plan_result_release(&r);
+    tp_release(&t);
+}
+
+/* The toy scorer behind a mutex: plan_options.jobs > 1 calls it from several threads. */
+struct toy_mt {
+    pthread_mutex_t mu;
+    struct toy toy;
+};
+
+static int toy_score_mt(void *user, const struct plan_problem *p, const struct layout *l, double *v,
+                        struct hx_diag *diag)
+{
+    struct toy_mt *t = user;
+    pthread_mutex_lock(&t->mu);
+    int rc = toy_score(&t->toy, p, l, v, diag);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+TEST(plan_served_parallel_jobs)
+{
+    struct tp_problem t;
+    struct hx_diag d = {0};
+    ASSERT_OK_DIAG(tp_load(&t, M70, S24, NULL, LAYOUT_STRICT, &d), &d);
+    struct plan_result r[2];
+    int calls[2];
+    for (int run = 0; run < 2; run++) {
+        struct toy_mt tm = {.toy = {&t.p, 0, -1.0, 0}};
+        pthread_mutex_init(&tm.mu, NULL);
+        struct plan_options o;
+        plan_options_init(&o);
+        o.objective = PLAN_OBJECTIVE_SERVED;
+        o.served = toy_score_mt;
+        o.served_user = &tm;
+        o.max_evals = 1500;
+        o.jobs = 2;
+        ASSERT_OK_DIAG(plan_solve(&t.p, &o, &r[run], &d), &d);
+        ASSERT_OK_DIAG(tp_check(&t.p, &r[run], 0, &d), &d);
+        /* every scored candidate counted once, the best one kept */
+        ASSERT_EQ(r[run].candidates, tm.toy.calls);
+        ASSERT_DBL_NEAR(r[run].served, tm.toy.best, 1e-12);
+        calls[run] = tm.toy.calls;
+        pthread_mutex_destroy(&tm.mu);
+    }
+    /* two threads, the same search: candidates are committed in a fixed order */
+    ASSERT_EQ(calls[0], calls[1]);
+    ASSERT_GE(calls[0], 12); /* the grid, two at a time, and a hill climb */
+    ASSERT_DBL_NEAR(r[0].served, r[1].served, 0.0);
+    for (int i = 0; i < r[0].layout->n_nodes; i++) {
+        ASSERT_EQ(r[0].layout->nodes[i].start, r[1].layout->nodes[i].start);
+        ASSERT_EQ(r[0].layout->nodes[i].n_layers, r[1].layout->nodes[i].n_layers);
+    }
+    plan_result_release(&r[0]);
+    plan_result_release(&r[1]);
     tp_release(&t);
 }
 
@@ -227,6 +283,7 @@ TEST(plan_served_beats_helix_ilp_single24)
     o.served = sim_score;
     o.served_user = &s;
     o.max_evals = 8000;
+    o.jobs = 2; /* the simulator as the scorer on two threads at once (helix plan's default) */
     struct plan_result r;
     ASSERT_OK_DIAG(plan_solve(&t.p, &o, &r, &d), &d);
     ASSERT_OK_DIAG(tp_check(&t.p, &r, 0, &d), &d);
