@@ -10,9 +10,8 @@ for p in "In the beginning" "And God said, Let there be light" "The LORD is my s
     [ "$got" = "$want" ] || fail "prompt '$p': pipeline '$got' != generate '$want'"
 done
 # every stage did the work: each node processed tokens
-m=$(curl -sf "$URL/metrics")
 for n in a b c; do
-    t=$(echo "$m" | sed -n "s/^helix_node_tokens_total{node=\"$n\"} //p")
-    [ "${t:-0}" -gt 0 ] || fail "node $n processed no tokens: $t"
+    t=$(wait_metric "helix_node_tokens_total{node=\"$n\"}" -gt 0)
+    [ "$t" -gt 0 ] || fail "node $n processed no tokens: $t"
 done
 echo "ok: 3-stage pipeline matches helix generate"

@@ -31,9 +31,8 @@ while [ $k -lt 16 ]; do
     [ "$got" = "$want" ] || fail "stream $k: '$got' != '$want'"
     k=$((k + 1))
 done
-m=$(curl -sf "$URL/metrics")
 for n in full p1 p2; do
-    t=$(echo "$m" | sed -n "s/^helix_node_tokens_total{node=\"$n\"} //p")
-    [ "${t:-0}" -gt 0 ] || fail "node $n carried no traffic"
+    t=$(wait_metric "helix_node_tokens_total{node=\"$n\"}" -gt 0)
+    [ "$t" -gt 0 ] || fail "node $n carried no traffic"
 done
 echo "ok: 16 concurrent streams match helix generate"

@@ -30,8 +30,8 @@ while [ $k -lt 6 ]; do
     [ "$got" = "$(cat "$WORK/ref")" ] || fail "(a) stream $k differs from helix generate"
     k=$((k + 1))
 done
-r=$(curl -sf "$URL/metrics" | sed -n 's/^helix_requests_rerouted_total //p')
-[ "${r:-0}" -gt 0 ] || fail "(a) no request was re-routed: the kill did not hit a route"
+r=$(wait_metric helix_requests_rerouted_total -gt 0)
+[ "$r" -gt 0 ] || fail "(a) no request was re-routed: the kill did not hit a route"
 echo "(a) ok: 6 streams uninterrupted across the loss of p2 (re-routed: $r)"
 # (b) only "full" covers layers 3..5 now; kill it mid-stream
 stream "$P" 400 "$WORK/b" &
@@ -60,14 +60,15 @@ i=0
 while ! curl -sf "$URL/health" >/dev/null 2>&1; do
     i=$((i + 1)); [ $i -gt 300 ] && fail "(c) cluster did not heal"; sleep 0.1
 done
-before=$(curl -sf "$URL/metrics" | sed -n 's/^helix_node_tokens_total{node="full"} //p')
+sleep 0.3 # one /metrics render (250 ms) after the rejoin
+before=$(wait_metric 'helix_node_tokens_total{node="full"}' -ge 0)
 k=0
 while [ $k -lt 4 ]; do
     got=$(complete "$P" 24)
     [ "$got" = "$(reference "$P" 24)" ] || fail "(c) wrong text after rejoin"
     k=$((k + 1))
 done
-after=$(curl -sf "$URL/metrics" | sed -n 's/^helix_node_tokens_total{node="full"} //p')
+after=$(wait_metric 'helix_node_tokens_total{node="full"}' -gt "$before")
 [ "$after" -gt "$before" ] || fail "(c) restarted worker 'full' took no traffic ($before -> $after)"
 echo "(c) ok: restarted workers rejoined and served"
 # no leak: once idle, no KV is reserved or held on any worker

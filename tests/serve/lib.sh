@@ -98,6 +98,20 @@ worker_start() {
     echo $! > "$WORK/pid.$1"
 }
 
+# wait_metric SERIES TEST VALUE: the value of SERIES (e.g. 'helix_node_tokens_total{node="a"}')
+# once it passes `[ value TEST VALUE ]`, polling up to 5 s: /metrics is rendered every 250 ms
+# (docs/serving.md), so work that just finished may not be in it yet. Prints the last value.
+wait_metric() {
+    v=0
+    for _ in $(seq 1 50); do
+        v=$(curl -sf "$URL/metrics" | awk -v k="$1" '$1 == k { print $2 }')
+        v=${v:-0}
+        [ "$v" "$2" "$3" ] && break
+        sleep 0.1
+    done
+    echo "$v"
+}
+
 # complete PROMPT MAX_TOKENS -> the text of a greedy non-streaming completion
 complete() {
     jq -n --arg p "$1" --argjson n "$2" '{model:"kjv-llama-6m",prompt:$p,max_tokens:$n,temperature:0}' |
