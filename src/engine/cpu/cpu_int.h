@@ -13,7 +13,9 @@
 
 #include "engine/backend.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/* Not under ThreadSanitizer: the ifunc resolvers target_clones generates are instrumented
+ * and run at load time, before the TSan runtime is up, and the binary crashes on start. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #define CPU_HOT                                                                                    \
     __attribute__((optimize("O3", "fp-contract=fast"),                                             \
                    target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
