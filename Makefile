@@ -6,7 +6,7 @@
 #   make run        install deps, build release, run a local heterogeneous cluster (helix run --local)
 #   make bench      build bench/ programs (release)
 #   make VARIANT=release|asan|tsan ...   other variants, each in build/<variant>/
-#   make CUDA=1     also build the CUDA backend (needs nvcc; off by default, CI has no GPU)
+#   make CUDA=1     also build the CUDA backend, into build/<variant>-cuda/ (needs nvcc)
 #   WERROR=0        escape hatch: warnings stay warnings
 
 VARIANT ?= debug
@@ -17,7 +17,11 @@ ifeq ($(CC),cc)
 CC := gcc
 endif
 
+ifeq ($(CUDA),1)
+BUILD ?= build/$(VARIANT)-cuda
+else
 BUILD ?= build/$(VARIANT)
+endif
 
 # Quiet by default (V=1 prints full command lines).
 ifeq ($(V),1)
@@ -137,11 +141,23 @@ $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
 
 # ---- the README's commands -------------------------------------------------------------
 
+# With nvcc on the machine, `make test` also builds the CUDA variant (build/debug-cuda) and
+# runs the whole suite against it: tests that need a GPU skip there, saying so.
+HAVE_NVCC := $(shell { [ -n "$(CUDA_HOME)" ] && [ -x "$(CUDA_HOME)/bin/nvcc" ]; } || \
+               command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ] && echo 1)
+
 test: deps
+	@scripts/pyenv.sh >/dev/null
 	@$(MAKE) --no-print-directory -j2 build
+ifeq ($(HAVE_NVCC)$(CUDA),10)
+	@$(MAKE) --no-print-directory -j2 CUDA=1 build
+	@tests/run_builds.sh $(BUILD) build/$(VARIANT)-cuda
+else
 	@HELIX=$(HELIX) RUNNER=$(RUNNER) tests/run.sh
+endif
 
 test-run: build
+	@scripts/pyenv.sh >/dev/null
 	@HELIX=$(HELIX) RUNNER=$(RUNNER) tests/run.sh
 
 run: deps
@@ -213,4 +229,4 @@ clean:
 
 FORCE:
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d)

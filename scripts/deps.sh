@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make pkg-config coinor-libcbc-dev libglpk-dev libzmq3-dev libmicrohttpd-dev \
 libcjson-dev libinih-dev libopenblas-dev clang libclang-rt-14-dev clang-format cppcheck \
-gnuplot-nox curl nodejs npm"
+gnuplot-nox curl"
 
 missing=""
 for p in $PKGS; do
@@ -13,14 +13,6 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-# node/npm may come from outside Debian on some images: accept working binaries.
-case "$missing" in
-*nodejs*|*npm*)
-    if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-        missing=$(echo "$missing" | sed 's/ nodejs//; s/ npm//')
-    fi
-    ;;
-esac
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing" >&2

@@ -33,6 +33,7 @@ struct gen_opts {
     double top_p;
     long seed;
     long threads;
+    const char *device;
     int json;
     int layer_begin;
     int layer_end; /* -1: all */
@@ -55,6 +56,8 @@ static void usage(FILE *out)
             "  --top-p P            1 = off                          (default 1)\n"
             "  --seed S             sampler seed                     (default 0)\n"
             "  --threads N          CPU threads, 0 = all online CPUs (default 0)\n"
+            "  --device D           cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+            "                       (default cpu)\n"
             "  --max-tokens N       tokens per forward step (prefill chunk) (default 256)\n"
             "  --json               print prompt_ids, generated_ids, text, tokens_per_second\n"
             "  --layers S:E         run only layers [S, E) over the prompt, as a worker would\n"
@@ -292,6 +295,7 @@ static int run_generate(const struct gen_opts *o, struct eng_engine *e, const st
         } else {
             cJSON_AddNullToObject(j, "text");
         }
+        cJSON_AddStringToObject(j, "device", o->device ? o->device : "cpu");
         cJSON_AddNumberToObject(j, "tokens_per_second", tps);
         cJSON_AddNumberToObject(j, "prefill_tokens_per_second",
                                 t_prefill > 0 ? (double)n_ids / t_prefill : 0.0);
@@ -342,6 +346,7 @@ int cmd_generate(int argc, char **argv)
         OPT_DUMP,
         OPT_HIDDEN_IN,
         OPT_MAX_TOKENS,
+        OPT_DEVICE,
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
@@ -358,6 +363,7 @@ int cmd_generate(int argc, char **argv)
         {"dump-hidden", required_argument, NULL, OPT_DUMP},
         {"hidden-in", required_argument, NULL, OPT_HIDDEN_IN},
         {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+        {"device", required_argument, NULL, OPT_DEVICE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -403,6 +409,13 @@ int cmd_generate(int argc, char **argv)
         case OPT_JSON:
             o.json = 1;
             break;
+        case OPT_DEVICE: {
+            int is_cuda = 0;
+            int index = 0;
+            bad = eng_device_parse(optarg, &is_cuda, &index, NULL) != HX_OK;
+            o.device = optarg;
+            break;
+        }
         case OPT_LAYERS:
             bad = parse_layers(optarg, &o.layer_begin, &o.layer_end);
             break;
@@ -480,8 +493,13 @@ int cmd_generate(int argc, char **argv)
         ret = cli_error("the prompt encodes to no tokens");
         goto done;
     }
-    if (eng_cpu_backend_new((int)o.threads, &be, &d) != HX_OK ||
-        eng_model_load(model_dir, o.layer_begin, o.layer_end, be, &m, &d) != HX_OK) {
+    if (eng_backend_open(o.device, (int)o.threads, &be, &d) != HX_OK) {
+        /* no GPU, no such GPU, or a binary without CUDA: the request cannot be served here */
+        fprintf(stderr, "hx: error: %s\n", d.msg);
+        ret = CLI_EXIT_USAGE;
+        goto done;
+    }
+    if (eng_model_load(model_dir, o.layer_begin, o.layer_end, be, &m, &d) != HX_OK) {
         ret = cli_error("%s", d.msg);
         goto done;
     }

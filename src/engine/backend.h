@@ -94,6 +94,10 @@ struct eng_backend_ops {
                    float *out);
     /* x[i] += y[i], i < n. */
     void (*add)(struct eng_backend *be, float *x, const float *y, size_t n);
+
+    /* Optional (NULL: ops cannot fail): the first error an op met since the backend was made
+     * (a GPU's launches are asynchronous, so errors surface late and stay). 0 or an HX_E*. */
+    int (*error)(struct eng_backend *be, struct hx_diag *diag);
 };
 
 /* Every backend starts with this header (its private state follows). */

@@ -235,6 +235,19 @@ int eng_generate(struct eng_engine *e, int64_t seq_id, const int32_t *prompt, in
  * rows, n_threads worker threads (<= 0: the number of online CPUs). Returns 0 or HX_ENOMEM.
  */
 int eng_cpu_backend_new(int n_threads, struct eng_backend **out, struct hx_diag *diag);
+/*
+ * The CUDA backend on GPU `device` (backend.h; src/engine/cuda/). HX_EDEVICE when no GPU or
+ * driver is usable, HX_EINVAL for a device index that does not exist, HX_ENOTSUP when this
+ * binary was built without CUDA (the message says to rebuild with `make CUDA=1`).
+ */
+int eng_cuda_backend_new(int device, struct eng_backend **out, struct hx_diag *diag);
+/* GPUs usable by this binary (0 without CUDA, without a driver or without a GPU). */
+int eng_cuda_available(void);
+/* Parse a device name: "cpu", "cuda" (= cuda:0), "cuda:N". HX_EINVAL naming it otherwise. */
+int eng_device_parse(const char *device, int *is_cuda, int *index, struct hx_diag *diag);
+/* The backend a device name names (n_threads: the CPU backend's threads, 0 = all CPUs). */
+int eng_backend_open(const char *device, int n_threads, struct eng_backend **out,
+                     struct hx_diag *diag);
 /* Free any backend (NULL is fine). */
 void eng_backend_free(struct eng_backend *be);
 /* The backend's name ("cpu"). */

@@ -487,6 +487,9 @@ int eng_engine_step(struct eng_engine *e, const struct eng_seq_step *seqs, int n
         }
     }
     op->sync(be);
+    if (op->error && (rc = op->error(be, diag)) != HX_OK) {
+        return rc; /* the device is in an unknown state: the caller drops the engine */
+    }
     for (int i = 0; i < n_seqs; i++) {
         e->slots[e->step_slot[i]].len += seqs[i].n_tokens;
     }

@@ -1,0 +1,465 @@
+/*
+ * test_engine_cuda.c - the CUDA backend against the CPU backend (its oracle) and the bundled
+ * model's golden outputs. Every test but the first needs a GPU and skips, saying why, where
+ * there is none (a build without CUDA, a machine without a GPU: CI).
+ *
+ * Tolerances: the CUDA backend computes in float32 from the same stored weights, but sums in
+ * another order (warp trees, tiles) and uses rsqrtf/expf: relative L2 errors of a few 1e-6 per
+ * op; 1e-5 per op, and 1e-4 on the model's logits and hidden states (the bound the CPU
+ * backend meets against transformers).
+ */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "base/alloc.h"
+#include "engine/backend.h"
+#include "engine/engine.h"
+#include "engine/engine_int.h"
+#include "test.h"
+
+#define MODEL_DIR "models/kjv-llama-6m"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
+
+static double rel_l2(const float *a, const float *b, size_t n)
+{
+    double num = 0.0;
+    double den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1e-300));
+}
+
+static struct eng_backend *gpu_or_skip(void)
+{
+    struct hx_diag d = {0};
+    struct eng_backend *be = NULL;
+    if (eng_cuda_backend_new(0, &be, &d) != HX_OK) {
+        TEST_SKIP("no GPU: %s", d.msg);
+    }
+    return be;
+}
+
+/* Without a GPU (or without CUDA in the binary) asking for one is a clear error. */
+TEST(engine_cuda_unavailable_is_a_clear_error)
+{
+    struct hx_diag d = {0};
+    struct eng_backend *be = NULL;
+    int rc = eng_backend_open("cuda", 0, &be, &d);
+    if (eng_cuda_available() > 0) {
+        ASSERT_OK_DIAG(rc, &d);
+        ASSERT(strcmp(eng_backend_name(be), "cuda") == 0);
+        eng_backend_free(be);
+        hx_diag_clear(&d);
+        ASSERT_ERR(eng_backend_open("cuda:999", 0, &be, &d), HX_EINVAL);
+        ASSERT_CONTAINS(d.msg, "no such device");
+        return;
+    }
+    ASSERT(rc == HX_ENOTSUP || rc == HX_EDEVICE);
+    ASSERT(be == NULL);
+    ASSERT_MSG(strstr(d.msg, "without CUDA") || strstr(d.msg, "no usable GPU") ||
+                   strstr(d.msg, "no GPU"),
+               "message: %s", d.msg);
+    hx_diag_clear(&d);
+    ASSERT_ERR(eng_backend_open("gpu", 0, &be, &d), HX_EINVAL);
+    ASSERT_CONTAINS(d.msg, "bad device 'gpu'");
+}
+
+/* A host array as backend memory of be. */
+static void *up(struct eng_backend *be, const void *src, size_t n)
+{
+    void *p = NULL;
+    ASSERT_OK(be->ops->buf_alloc(be, n, &p));
+    be->ops->to_device(be, p, src, n);
+    return p;
+}
+
+static void down(struct eng_backend *be, void *dst, const void *src, size_t n)
+{
+    be->ops->to_host(be, dst, src, n);
+    be->ops->sync(be);
+    if (be->ops->error) {
+        struct hx_diag d = {0};
+        ASSERT_OK_DIAG(be->ops->error(be, &d), &d);
+    }
+}
+
+static void check_matmul(struct eng_backend *gpu, struct eng_backend *cpu, enum eng_dtype dt, int m,
+                         int rows, int cols, int bias)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    size_t es = eng_dtype_size(dt);
+    void *wh = xmalloc(n * es);
+    for (size_t i = 0; i < n; i++) {
+        float v = frand() * 0.5f;
+        if (dt == ENG_DTYPE_BF16) {
+            ((uint16_t *)wh)[i] = eng_f32_to_bf16(v);
+        } else if (dt == ENG_DTYPE_F16) {
+            ((uint16_t *)wh)[i] = eng_f32_to_f16(v);
+        } else {
+            ((float *)wh)[i] = v;
+        }
+    }
+    float *bv = xmalloc((size_t)rows * sizeof(float));
+    for (int r = 0; r < rows; r++) {
+        bv[r] = frand();
+    }
+    float *x = xmalloc((size_t)m * (size_t)cols * sizeof(float));
+    for (size_t i = 0; i < (size_t)m * (size_t)cols; i++) {
+        x[i] = frand();
+    }
+    struct eng_weight hw = {dt, rows, cols, wh};
+    struct eng_weight hb = {ENG_DTYPE_F32, 1, rows, bv};
+    struct eng_weight gw;
+    struct eng_weight gb;
+    ASSERT_OK(gpu->ops->weight_upload(gpu, &hw, &gw, NULL));
+    ASSERT_OK(gpu->ops->weight_upload(gpu, &hb, &gb, NULL));
+    float *want = xmalloc((size_t)m * (size_t)rows * sizeof(float));
+    float *got = xmalloc((size_t)m * (size_t)rows * sizeof(float));
+    for (size_t i = 0; i < (size_t)m * (size_t)rows; i++) {
+        got[i] = NAN; /* poisoned: every element must be written */
+    }
+    ASSERT_OK(cpu->ops->reserve(cpu, m, cols, NULL));
+    cpu->ops->matmul(cpu, x, m, &hw, bias ? &hb : NULL, want);
+    float *dx = up(gpu, x, (size_t)m * (size_t)cols * sizeof(float));
+    float *dout = up(gpu, got, (size_t)m * (size_t)rows * sizeof(float));
+    gpu->ops->matmul(gpu, dx, m, &gw, bias ? &gb : NULL, dout);
+    down(gpu, got, dout, (size_t)m * (size_t)rows * sizeof(float));
+    double err = rel_l2(got, want, (size_t)m * (size_t)rows);
+    ASSERT_MSG(err <= 1e-5, "matmul %s m=%d %dx%d bias=%d: rel L2 %.3g", eng_dtype_name(dt), m,
+               rows, cols, bias, err);
+    gpu->ops->buf_free(gpu, dx);
+    gpu->ops->buf_free(gpu, dout);
+    gpu->ops->weight_release(gpu, &gw);
+    gpu->ops->weight_release(gpu, &gb);
+    xfree(wh);
+    xfree(bv);
+    xfree(x);
+    xfree(want);
+    xfree(got);
+}
+
+TEST(engine_cuda_matmul_vs_cpu)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    struct eng_backend *cpu = NULL;
+    ASSERT_OK(eng_cpu_backend_new(2, &cpu, NULL));
+    const enum eng_dtype dts[3] = {ENG_DTYPE_BF16, ENG_DTYPE_F16, ENG_DTYPE_F32};
+    const int ms[7] = {1, 2, 5, 8, 9, 33, 70};
+    const int shapes[4][2] = {{257, 264}, {33, 1000}, {300, 77}, {64, 4096}};
+    for (int d = 0; d < 3; d++) {
+        for (int i = 0; i < 7; i++) {
+            for (int s = 0; s < 4; s++) {
+                check_matmul(gpu, cpu, dts[d], ms[i], shapes[s][0], shapes[s][1], (i + s) % 2);
+            }
+        }
+    }
+    eng_backend_free(cpu);
+    eng_backend_free(gpu);
+}
+
+/* embed, rmsnorm, rope, swiglu, add on awkward sizes, against the CPU backend. */
+TEST(engine_cuda_elementwise_vs_cpu)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    struct eng_backend *cpu = NULL;
+    ASSERT_OK(eng_cpu_backend_new(2, &cpu, NULL));
+    enum { N = 13, DIM = 200, VOCAB = 37, NH = 5, HD = 40 };
+    uint16_t table[VOCAB * DIM];
+    for (int i = 0; i < VOCAB * DIM; i++) {
+        table[i] = eng_f32_to_bf16(frand());
+    }
+    int32_t ids[N];
+    int32_t pos[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = (i * 7 + 3) % VOCAB;
+        pos[i] = i * 97 + 5;
+    }
+    struct eng_weight ht = {ENG_DTYPE_BF16, VOCAB, DIM, table};
+    struct eng_weight gt;
+    ASSERT_OK(gpu->ops->weight_upload(gpu, &ht, &gt, NULL));
+    float want[N * DIM];
+    float got[N * DIM];
+    cpu->ops->embed(cpu, &ht, ids, N, want);
+    int32_t *dids = up(gpu, ids, sizeof(ids));
+    float *dx = up(gpu, got, sizeof(got));
+    gpu->ops->embed(gpu, &gt, dids, N, dx);
+    down(gpu, got, dx, sizeof(got));
+    ASSERT_LE(rel_l2(got, want, N * DIM), 0.0);
+
+    uint16_t nw[DIM];
+    for (int i = 0; i < DIM; i++) {
+        nw[i] = eng_f32_to_bf16(1.0f + 0.5f * frand());
+    }
+    struct eng_weight hn = {ENG_DTYPE_BF16, 1, DIM, nw};
+    struct eng_weight gn;
+    ASSERT_OK(gpu->ops->weight_upload(gpu, &hn, &gn, NULL));
+    float x[N * DIM];
+    for (int i = 0; i < N * DIM; i++) {
+        x[i] = frand() * 3.0f;
+    }
+    cpu->ops->rmsnorm(cpu, x, &hn, N, 1e-5f, want);
+    float *dxx = up(gpu, x, sizeof(x));
+    gpu->ops->rmsnorm(gpu, dxx, &gn, N, 1e-5f, dx);
+    down(gpu, got, dx, sizeof(got));
+    ASSERT_LE(rel_l2(got, want, N * DIM), 1e-6);
+
+    /* rope over N x NH x HD = N x 200 floats, at large positions */
+    memcpy(want, x, sizeof(x));
+    cpu->ops->rope(cpu, want, N, NH, HD, pos, 10000.0);
+    int32_t *dpos = up(gpu, pos, sizeof(pos));
+    gpu->ops->rope(gpu, dxx, N, NH, HD, dpos, 10000.0);
+    down(gpu, got, dxx, sizeof(got));
+    double err = rel_l2(got, want, N * DIM);
+    ASSERT_MSG(err <= 1e-6, "rope rel L2 %.3g", err);
+
+    float y[N * DIM];
+    for (int i = 0; i < N * DIM; i++) {
+        y[i] = frand() * 4.0f;
+    }
+    float *dy = up(gpu, y, sizeof(y));
+    float *dxx2 = up(gpu, x, sizeof(x));
+    cpu->ops->swiglu(cpu, x, y, N * DIM, want);
+    gpu->ops->swiglu(gpu, dxx2, dy, N * DIM, dx);
+    down(gpu, got, dx, sizeof(got));
+    ASSERT_LE(rel_l2(got, want, N * DIM), 1e-6);
+    memcpy(want, x, sizeof(x));
+    cpu->ops->add(cpu, want, y, N * DIM);
+    gpu->ops->add(gpu, dxx2, dy, N * DIM);
+    down(gpu, got, dxx2, sizeof(got));
+    ASSERT_LE(rel_l2(got, want, N * DIM), 0.0);
+    void *bufs[] = {dids, dx, dxx, dpos, dy, dxx2};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        gpu->ops->buf_free(gpu, bufs[i]);
+    }
+    gpu->ops->weight_release(gpu, &gt);
+    gpu->ops->weight_release(gpu, &gn);
+    eng_backend_free(cpu);
+    eng_backend_free(gpu);
+}
+
+/* Paged GQA attention of two sequences (out-of-order blocks, one longer than a chunk). */
+TEST(engine_cuda_attention_vs_cpu)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    struct eng_backend *cpu = NULL;
+    ASSERT_OK(eng_cpu_backend_new(2, &cpu, NULL));
+    enum { NH = 8, NKV = 2, D = 48, L0 = 150, L1 = 37, T = L0 + L1, NB = 16, MB = 10 };
+    size_t kvd = NKV * D;
+    size_t cache = (size_t)NB * ENG_KV_BLOCK * kvd;
+    float *kc = xcalloc(cache, sizeof(float));
+    float *vc = xcalloc(cache, sizeof(float));
+    float *k = xmalloc(T * kvd * sizeof(float));
+    float *v = xmalloc(T * kvd * sizeof(float));
+    float *q = xmalloc((size_t)T * NH * D * sizeof(float));
+    float *want = xmalloc((size_t)T * NH * D * sizeof(float));
+    float *got = xmalloc((size_t)T * NH * D * sizeof(float));
+    for (size_t i = 0; i < T * kvd; i++) {
+        k[i] = frand();
+        v[i] = frand();
+    }
+    for (size_t i = 0; i < (size_t)T * NH * D; i++) {
+        q[i] = frand() * 2.0f;
+    }
+    int32_t tables[2 * MB];
+    for (int i = 0; i < MB; i++) {
+        tables[i] = (i * 5 + 3) % NB;        /* sequence 0: 10 blocks, scattered */
+        tables[MB + i] = i < 3 ? 15 - i : 0; /* sequence 1: blocks 15, 14, 13 */
+    }
+    tables[MB + 0] = 1;
+    tables[MB + 1] = 6;
+    tables[MB + 2] = 11;
+    int32_t tpos[T];
+    int32_t tseq[T];
+    for (int t = 0; t < T; t++) {
+        tseq[t] = t < L0 ? 0 : 1;
+        tpos[t] = t < L0 ? t : t - L0;
+    }
+    struct eng_attn_batch hb = {T, NH, NKV, D, MB, tpos, tseq, tables, kc, vc};
+    cpu->ops->kv_store(cpu, &hb, k, v);
+    cpu->ops->attention(cpu, &hb, q, want);
+    struct eng_attn_batch gb = hb;
+    gb.tok_pos = up(gpu, tpos, sizeof(tpos));
+    gb.tok_seq = up(gpu, tseq, sizeof(tseq));
+    gb.block_tables = up(gpu, tables, sizeof(tables));
+    float *zero = xcalloc(cache, sizeof(float));
+    gb.k_cache = up(gpu, zero, cache * sizeof(float));
+    gb.v_cache = up(gpu, zero, cache * sizeof(float));
+    float *dk = up(gpu, k, T * kvd * sizeof(float));
+    float *dv = up(gpu, v, T * kvd * sizeof(float));
+    float *dq = up(gpu, q, (size_t)T * NH * D * sizeof(float));
+    for (size_t i = 0; i < (size_t)T * NH * D; i++) {
+        got[i] = NAN; /* poisoned: every element must be written */
+    }
+    float *dout = up(gpu, got, (size_t)T * NH * D * sizeof(float));
+    gpu->ops->kv_store(gpu, &gb, dk, dv);
+    gpu->ops->attention(gpu, &gb, dq, dout);
+    down(gpu, got, dout, (size_t)T * NH * D * sizeof(float));
+    double err = rel_l2(got, want, (size_t)T * NH * D);
+    ASSERT_MSG(err <= 1e-5, "attention rel L2 %.3g", err);
+    float *kback = xmalloc(cache * sizeof(float));
+    down(gpu, kback, gb.k_cache, cache * sizeof(float));
+    ASSERT_LE(rel_l2(kback, kc, cache), 0.0); /* the same slots were written */
+    void *bufs[] = {(void *)gb.tok_pos,
+                    (void *)gb.tok_seq,
+                    (void *)gb.block_tables,
+                    gb.k_cache,
+                    gb.v_cache,
+                    dk,
+                    dv,
+                    dq,
+                    dout};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        gpu->ops->buf_free(gpu, bufs[i]);
+    }
+    xfree(kback);
+    xfree(zero);
+    xfree(kc);
+    xfree(vc);
+    xfree(k);
+    xfree(v);
+    xfree(q);
+    xfree(want);
+    xfree(got);
+    eng_backend_free(cpu);
+    eng_backend_free(gpu);
+}
+
+/* The bundled model on the GPU: greedy continuations equal transformers' golden ids, and the
+ * logits of a mixed prefill + decode batch equal the CPU backend's. */
+TEST(engine_cuda_golden_greedy)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    FILE *f = fopen(MODEL_DIR "/golden.json", "rb");
+    ASSERT(f != NULL);
+    static char buf[65536];
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    ASSERT(root != NULL);
+    cJSON *prompts = cJSON_GetObjectItem(root, "prompts");
+    struct hx_diag d = {0};
+    struct eng_model *m = NULL;
+    struct eng_engine *e = NULL;
+    ASSERT_OK_DIAG(eng_model_load(MODEL_DIR, 0, -1, gpu, &m, &d), &d);
+    struct eng_engine_opts o = {.max_seqs = 2, .max_tokens = 64, .max_ctx = 128};
+    ASSERT_OK_DIAG(eng_engine_new(m, &o, &e, &d), &d);
+    struct eng_sampler *s = NULL;
+    struct eng_sampler_params sp = {0};
+    ASSERT_OK(eng_sampler_new(&sp, 4096, &s));
+    for (int p = 0; p < cJSON_GetArraySize(prompts); p++) {
+        cJSON *pr = cJSON_GetArrayItem(prompts, p);
+        cJSON *ids = cJSON_GetObjectItem(pr, "input_ids");
+        cJSON *gr = cJSON_GetObjectItem(pr, "greedy_ids");
+        int32_t in[64];
+        int n = cJSON_GetArraySize(ids);
+        for (int i = 0; i < n; i++) {
+            in[i] = cJSON_GetArrayItem(ids, i)->valueint;
+        }
+        int ng = cJSON_GetArraySize(gr);
+        int32_t out[64];
+        int n_out = 0;
+        ASSERT_OK_DIAG(eng_generate(e, p, in, n, s, ng, 1, out, &n_out, &d), &d);
+        ASSERT_EQ(n_out, ng);
+        for (int i = 0; i < ng; i++) {
+            ASSERT_MSG(out[i] == cJSON_GetArrayItem(gr, i)->valueint, "prompt %d token %d", p, i);
+        }
+        printf("# prompt %d: %d greedy tokens on cuda equal the golden ids\n", p, ng);
+    }
+    eng_sampler_free(s);
+    eng_engine_free(e);
+    eng_model_free(m);
+    cJSON_Delete(root);
+    eng_backend_free(gpu);
+}
+
+/* A pipeline across backends: CPU [0,2) -> CUDA [2,5) -> CPU [5,6) equals the whole model on
+ * the CPU, for a prefill and then a decode step. */
+TEST(engine_cuda_chained_with_cpu)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    struct eng_backend *cpu = NULL;
+    ASSERT_OK(eng_cpu_backend_new(2, &cpu, NULL));
+    struct hx_diag d = {0};
+    const int cuts[4] = {0, 2, 5, 6};
+    struct eng_model *ms[4] = {0};
+    struct eng_engine *es[4] = {0};
+    struct eng_engine_opts o = {.max_seqs = 2, .max_tokens = 64, .max_ctx = 64};
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK_DIAG(
+            eng_model_load(MODEL_DIR, cuts[i], cuts[i + 1], i == 1 ? gpu : cpu, &ms[i], &d), &d);
+        ASSERT_OK_DIAG(eng_engine_new(ms[i], &o, &es[i], &d), &d);
+        ASSERT_OK(eng_seq_add(es[i], 5, &d));
+    }
+    ASSERT_OK_DIAG(eng_model_load(MODEL_DIR, 0, -1, cpu, &ms[3], &d), &d);
+    ASSERT_OK_DIAG(eng_engine_new(ms[3], &o, &es[3], &d), &d);
+    ASSERT_OK(eng_seq_add(es[3], 5, &d));
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++) {
+        ids[i] = (i * 131 + 7) % 4096;
+    }
+    float *act = xmalloc(20 * 256 * sizeof(float));
+    float chain[4096];
+    float whole[4096];
+    const int steps[2][2] = {{0, 19}, {19, 1}}; /* prefill 19 tokens, then decode one */
+    for (int k = 0; k < 2; k++) {
+        int pos = steps[k][0];
+        int n = steps[k][1];
+        for (int i = 0; i < 3; i++) {
+            struct eng_seq_step st = {5, pos, n, i == 0 ? ids + pos : NULL, i == 0 ? NULL : act};
+            struct eng_step_out out = {0};
+            if (i < 2) {
+                out.act = act;
+            } else {
+                out.logits = chain;
+            }
+            ASSERT_OK_DIAG(eng_engine_step(es[i], &st, 1, &out, &d), &d);
+        }
+        struct eng_seq_step st = {5, pos, n, ids + pos, NULL};
+        struct eng_step_out out = {.logits = whole};
+        ASSERT_OK_DIAG(eng_engine_step(es[3], &st, 1, &out, &d), &d);
+        double err = rel_l2(chain, whole, 4096);
+        printf("# step %d: cpu->cuda->cpu vs cpu logits rel L2 %.3g\n", k, err);
+        ASSERT_LE(err, 1e-4);
+    }
+    for (int i = 0; i < 4; i++) {
+        eng_engine_free(es[i]);
+        eng_model_free(ms[i]);
+    }
+    xfree(act);
+    eng_backend_free(cpu);
+    eng_backend_free(gpu);
+}
+
+/* Device memory exhausted is an error naming the bytes, not a crash. */
+TEST(engine_cuda_oom_is_a_clear_error)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    struct hx_diag d = {0};
+    struct eng_model *m = NULL;
+    struct eng_engine *e = NULL;
+    ASSERT_OK_DIAG(eng_model_load(MODEL_DIR, 0, -1, gpu, &m, &d), &d);
+    struct eng_engine_opts o = {.max_seqs = 4, .max_tokens = 64, .max_ctx = 512};
+    o.kv_bytes = (size_t)1 << 42; /* 4 TiB of KV */
+    ASSERT_ERR(eng_engine_new(m, &o, &e, &d), HX_ENOMEM);
+    ASSERT_CONTAINS(d.msg, "bytes");
+    printf("# %s\n", d.msg);
+    /* the backend still works afterwards */
+    hx_diag_clear(&d);
+    o.kv_bytes = 0;
+    ASSERT_OK_DIAG(eng_engine_new(m, &o, &e, &d), &d);
+    eng_engine_free(e);
+    eng_model_free(m);
+    eng_backend_free(gpu);
+}
