@@ -12,6 +12,9 @@
  *   4. peak memory (RSS, which counts the mapped weights touched, and engine allocations).
  *
  * Usage: bench_engine [--layers N (default 4)] [--threads N (default all CPUs)] [--keep]
+ *                     [--device cpu|cuda[:N]]
+ * With --device cuda (a `make CUDA=1` build) the engine runs on the GPU and the anchor is the
+ * GPU's device-memory read bandwidth, measured here by the CUDA backend.
  * Output lines are "key value" pairs, machine-readable.
  */
 #define _GNU_SOURCE
@@ -27,6 +30,9 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "engine/engine.h"
+#ifdef HX_HAVE_CUDA
+#include "engine/cuda/cuda.h"
+#endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define HOT                                                                                        \
@@ -286,27 +292,34 @@ int main(int argc, char **argv)
     int n_layers = 4;
     int threads = 0;
     int keep = 0;
+    const char *device = "cpu";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--layers") == 0 && i + 1 < argc) {
             n_layers = (int)strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             threads = (int)strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+            device = argv[++i];
         } else if (strcmp(argv[i], "--keep") == 0) {
             keep = 1;
         } else {
-            fprintf(stderr, "usage: bench_engine [--layers N] [--threads N] [--keep]\n");
+            fprintf(stderr,
+                    "usage: bench_engine [--layers N] [--threads N] [--keep] [--device D]\n");
             return 2;
         }
     }
-    if (n_layers < 1 || n_layers > 8) {
-        fprintf(stderr, "bench_engine: --layers must be 1..8\n");
+    if (n_layers < 1 || n_layers > 32) {
+        fprintf(stderr, "bench_engine: --layers must be 1..32\n");
         return 2;
     }
     struct hx_diag d = {0};
     struct eng_backend *be;
-    if (eng_cpu_backend_new(threads, &be, &d) != HX_OK) {
+    if (eng_backend_open(device, threads, &be, &d) != HX_OK) {
         die("backend", &d);
     }
+    int on_gpu = strcmp(eng_backend_name(be), "cuda") == 0;
+    (void)on_gpu;
+    printf("device %s\n", device);
     if (threads <= 0) {
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     }
@@ -316,7 +329,12 @@ int main(int argc, char **argv)
         bw_buf[i] = (float)(i & 7);
     }
     double bw = measure_bandwidth(bw_buf, threads, 5);
-    printf("mem_read_bandwidth_GBps %.2f\n", bw / 1e9);
+#ifdef HX_HAVE_CUDA
+    if (on_gpu) {
+        bw = eng_cuda_read_bandwidth(be, (size_t)4 << 30, 5);
+    }
+#endif
+    printf("mem_read_bandwidth_GBps %.2f (%s)\n", bw / 1e9, on_gpu ? "GPU device memory" : "host");
 
     /* ---- bundled model ---- */
     {
@@ -412,6 +430,11 @@ int main(int argc, char **argv)
     double best_b32 = 1e9;
     for (int round = 0; round < 3; round++) {
         double bw_r = measure_bandwidth(bw_buf, threads, 2);
+#ifdef HX_HAVE_CUDA
+        if (on_gpu) {
+            bw_r = eng_cuda_read_bandwidth(be, (size_t)4 << 30, 3);
+        }
+#endif
         bw = bw_r > bw ? bw_r : bw;
         struct hx_diag dd = {0};
         struct eng_seq_step one = {32, pos1++, 1, NULL, act};

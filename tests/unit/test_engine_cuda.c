@@ -250,12 +250,10 @@ TEST(engine_cuda_elementwise_vs_cpu)
 }
 
 /* Paged GQA attention of two sequences (out-of-order blocks, one longer than a chunk). */
-TEST(engine_cuda_attention_vs_cpu)
+static double check_attention(struct eng_backend *gpu, struct eng_backend *cpu, int L0, int D)
 {
-    struct eng_backend *gpu = gpu_or_skip();
-    struct eng_backend *cpu = NULL;
-    ASSERT_OK(eng_cpu_backend_new(2, &cpu, NULL));
-    enum { NH = 8, NKV = 2, D = 48, L0 = 150, L1 = 37, T = L0 + L1, NB = 16, MB = 10 };
+    enum { NH = 8, NKV = 2, L1 = 37, NB = 16, MB = 10 };
+    int T = L0 + L1;
     size_t kvd = NKV * D;
     size_t cache = (size_t)NB * ENG_KV_BLOCK * kvd;
     float *kc = xcalloc(cache, sizeof(float));
@@ -280,8 +278,8 @@ TEST(engine_cuda_attention_vs_cpu)
     tables[MB + 0] = 1;
     tables[MB + 1] = 6;
     tables[MB + 2] = 11;
-    int32_t tpos[T];
-    int32_t tseq[T];
+    int32_t tpos[160 + L1];
+    int32_t tseq[160 + L1];
     for (int t = 0; t < T; t++) {
         tseq[t] = t < L0 ? 0 : 1;
         tpos[t] = t < L0 ? t : t - L0;
@@ -290,8 +288,8 @@ TEST(engine_cuda_attention_vs_cpu)
     cpu->ops->kv_store(cpu, &hb, k, v);
     cpu->ops->attention(cpu, &hb, q, want);
     struct eng_attn_batch gb = hb;
-    gb.tok_pos = up(gpu, tpos, sizeof(tpos));
-    gb.tok_seq = up(gpu, tseq, sizeof(tseq));
+    gb.tok_pos = up(gpu, tpos, (size_t)T * sizeof(int32_t));
+    gb.tok_seq = up(gpu, tseq, (size_t)T * sizeof(int32_t));
     gb.block_tables = up(gpu, tables, sizeof(tables));
     float *zero = xcalloc(cache, sizeof(float));
     gb.k_cache = up(gpu, zero, cache * sizeof(float));
@@ -307,10 +305,18 @@ TEST(engine_cuda_attention_vs_cpu)
     gpu->ops->attention(gpu, &gb, dq, dout);
     down(gpu, got, dout, (size_t)T * NH * D * sizeof(float));
     double err = rel_l2(got, want, (size_t)T * NH * D);
-    ASSERT_MSG(err <= 1e-5, "attention rel L2 %.3g", err);
+    printf("# attention of %d + %d tokens, head_dim %d: rel L2 %.3g\n", L0, L1, D, err);
     float *kback = xmalloc(cache * sizeof(float));
     down(gpu, kback, gb.k_cache, cache * sizeof(float));
-    ASSERT_LE(rel_l2(kback, kc, cache), 0.0); /* the same slots were written */
+    int bad = 0;
+    for (size_t i = 0; i < cache; i++) {
+        if (kback[i] != kc[i] && bad++ < 6) {
+            size_t slot = i / kvd;
+            printf("# K cache differs at block %zu slot %zu: gpu %g cpu %g\n", slot / ENG_KV_BLOCK,
+                   slot % ENG_KV_BLOCK, (double)kback[i], (double)kc[i]);
+        }
+    }
+    ASSERT_EQ(bad, 0); /* the same slots were written */
     void *bufs[] = {(void *)gb.tok_pos,
                     (void *)gb.tok_seq,
                     (void *)gb.block_tables,
@@ -332,6 +338,23 @@ TEST(engine_cuda_attention_vs_cpu)
     xfree(q);
     xfree(want);
     xfree(got);
+    return err;
+}
+
+TEST(engine_cuda_attention_vs_cpu)
+{
+    struct eng_backend *gpu = gpu_or_skip();
+    struct eng_backend *cpu = NULL;
+    ASSERT_OK(eng_cpu_backend_new(2, &cpu, NULL));
+    const int lens[4] = {40, 64, 65, 150};
+    const int dims[3] = {32, 48, 128};
+    int fails = 0;
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 3; j++) {
+            fails += check_attention(gpu, cpu, lens[i], dims[j]) > 1e-5;
+        }
+    }
+    ASSERT_EQ(fails, 0);
     eng_backend_free(cpu);
     eng_backend_free(gpu);
 }

@@ -15,4 +15,8 @@ int eng_cuda_backend_error(struct eng_backend *be, struct hx_diag *diag);
 /* The device's name ("NVIDIA H100 80GB HBM3"). */
 const char *eng_cuda_device_name(const struct eng_backend *be);
 
+/* Device-memory read bandwidth in bytes/s: best of reps timed passes of a kernel summing a
+ * fresh buffer of `bytes` (the anchor of decode, which streams every weight once). 0 on error. */
+double eng_cuda_read_bandwidth(struct eng_backend *be, size_t bytes, int reps);
+
 #endif
