@@ -1,13 +1,16 @@
 /*
- * tok_encode.c - text to ids: added-token splitting, normalizer, pre-tokenizers, BPE.
+ * tok_encode.c - text to ids: added-token splitting, pre-tokenizers, BPE (the normalizer steps
+ * are in tok_normalize.c).
  *
- * The pipeline follows Hugging Face tokenizers: (1) find added tokens in the raw text
- * (leftmost-longest); (2) for each piece of text between them: normalize (Prepend/Replace),
- * pre-tokenize (the GPT-2 or Llama-3 regex, matched by hand-written code equivalent to the
- * backtracking regex; or Metaspace), map to the byte-level alphabet where applicable; (3) BPE
- * each word: repeatedly merge the adjacent pair with the lowest merge rank, leftmost first
- * (a min-heap keyed (rank, position), stale entries skipped - Hugging Face's Word::merge_all).
- * Invalid UTF-8 bytes count as one-byte characters of class "other".
+ * The pipeline follows Hugging Face tokenizers: (1) find the added tokens marked
+ * normalized=false in the raw text (leftmost-longest, non-overlapping); (2) normalize each
+ * piece of text between them, and find the normalized=true added tokens (as normalized
+ * themselves) in it; (3) pre-tokenize each remaining piece (the GPT-2, Llama-3 or Qwen-2 regex,
+ * matched by hand-written code equivalent to the backtracking regex; or Metaspace), map to the
+ * byte-level alphabet where applicable; (4) BPE each word: repeatedly merge the adjacent pair
+ * with the lowest merge rank, leftmost first (a min-heap keyed (rank, position), stale entries
+ * skipped - Hugging Face's Word::merge_all). Invalid UTF-8 bytes count as one-byte characters
+ * of class "other".
  */
 #include <string.h>
 
@@ -181,13 +184,17 @@ size_t eng_tok_match_gpt2(const unsigned char *s, size_t n, size_t i)
 /*
  * Llama-3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
  *          ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * and Qwen 2/3, the same with \p{N} for \p{N}{1,3} (max_digits 3 or 1).
  */
-size_t eng_tok_match_llama3(const unsigned char *s, size_t n, size_t i)
+static size_t match_llama3_family(const unsigned char *s, size_t n, size_t i, size_t max_digits)
 {
     if (s[i] == '\'' && i + 1 < n) {
         unsigned char a = lower(s[i + 1]);
         if (a == 's' || a == 't' || a == 'm' || a == 'd') {
             return i + 2;
+        }
+        if (a == 0xC5 && i + 2 < n && s[i + 2] == 0xBF) {
+            return i + 3; // U+017F LATIN SMALL LETTER LONG S case-folds to s
         }
         if (i + 2 < n) {
             unsigned char b = lower(s[i + 2]);
@@ -208,7 +215,7 @@ size_t eng_tok_match_llama3(const unsigned char *s, size_t n, size_t i)
         }
     }
     if (c == TOK_CP_NUMBER) {
-        return run_end(s, n, i, TOK_CP_NUMBER, 3);
+        return run_end(s, n, i, TOK_CP_NUMBER, max_digits);
     }
     size_t j = s[i] == ' ' ? i + 1 : i;
     if (j < n) {
@@ -222,6 +229,25 @@ size_t eng_tok_match_llama3(const unsigned char *s, size_t n, size_t i)
         }
     }
     return match_space(s, n, i, 1);
+}
+
+size_t eng_tok_match_llama3(const unsigned char *s, size_t n, size_t i)
+{
+    return match_llama3_family(s, n, i, 3);
+}
+
+size_t eng_tok_match_qwen2(const unsigned char *s, size_t n, size_t i)
+{
+    return match_llama3_family(s, n, i, 1);
+}
+
+/* The configured Split pattern's match end at i (split != TOK_SPLIT_NONE). */
+static size_t match_split(const struct eng_tok *tok, const unsigned char *s, size_t n, size_t i)
+{
+    size_t j = tok->split == TOK_SPLIT_GPT2     ? eng_tok_match_gpt2(s, n, i)
+               : tok->split == TOK_SPLIT_LLAMA3 ? eng_tok_match_llama3(s, n, i)
+                                                : eng_tok_match_qwen2(s, n, i);
+    return j > i ? j : i + 1; // always > i: every character matches some alternative
 }
 
 /* ---- BPE --------------------------------------------------------------------------------- */
@@ -431,7 +457,7 @@ static int bpe_chars(struct enc *e, const unsigned char *s, size_t n)
     return bpe_merge(e, k);
 }
 
-/* ---- segments ---------------------------------------------------------------------------- */
+/* ---- pre-tokenizing one piece ---------------------------------------------------------- */
 
 static void replace_into(struct strbuf *out, const char *s, size_t n, const char *from, size_t fl,
                          const char *to, size_t tl)
@@ -448,122 +474,115 @@ static void replace_into(struct strbuf *out, const char *s, size_t n, const char
     }
 }
 
-static int bytelevel_words(struct enc *e, const unsigned char *s, size_t n, int prefix)
+/*
+ * Byte-level: ByteLevel's prefix space (if configured) on the piece - or, after a Split, on
+ * every word of it, since Hugging Face's ByteLevel runs on each split - then the words.
+ */
+static int bytelevel_words(struct enc *e, const unsigned char *s, size_t n)
 {
     const struct eng_tok *tok = e->tok;
-    struct strbuf pre;
-    strbuf_init(&pre);
-    if (prefix && tok->bl_add_prefix_space && (n == 0 || s[0] != ' ')) {
-        strbuf_addc(&pre, ' ');
-        strbuf_add(&pre, s, n);
-        s = (const unsigned char *)pre.buf;
-        n = pre.len;
-    }
+    struct strbuf w;
+    strbuf_init(&w);
     int rc = HX_OK;
+    if (tok->bl_split_first && tok->bl_add_prefix_space) {
+        for (size_t i = 0; i < n && rc == HX_OK;) {
+            size_t j = match_split(tok, s, n, i);
+            strbuf_reset(&w);
+            if (s[i] != ' ') {
+                strbuf_addc(&w, ' ');
+            }
+            strbuf_add(&w, s + i, j - i);
+            rc = bpe_bytes(e, (const unsigned char *)w.buf, w.len);
+            i = j;
+        }
+        strbuf_release(&w);
+        return rc;
+    }
+    if (tok->bl_add_prefix_space && s[0] != ' ') {
+        strbuf_addc(&w, ' ');
+        strbuf_add(&w, s, n);
+        s = (const unsigned char *)w.buf;
+        n = w.len;
+    }
     if (tok->split == TOK_SPLIT_NONE) {
         rc = bpe_bytes(e, s, n);
     }
     for (size_t i = 0; tok->split != TOK_SPLIT_NONE && i < n && rc == HX_OK;) {
-        size_t j = tok->split == TOK_SPLIT_GPT2 ? eng_tok_match_gpt2(s, n, i)
-                                                : eng_tok_match_llama3(s, n, i);
-        if (j <= i) {
-            j = i + 1; // cannot happen: every character matches some alternative
-        }
+        size_t j = match_split(tok, s, n, i);
         rc = bpe_bytes(e, s + i, j - i);
         i = j;
     }
-    strbuf_release(&pre);
+    strbuf_release(&w);
     return rc;
 }
 
-/* One piece of text between added tokens; start_offset = its offset in the whole input. */
-static int encode_segment(struct enc *e, const char *text, size_t len, size_t start_offset)
+/* SentencePiece-style: Metaspace (replace spaces, prepend, split before each ▁), or one word. */
+static int spm_words(struct enc *e, const unsigned char *s, size_t n, int at_origin)
 {
     const struct eng_tok *tok = e->tok;
-    if (len == 0) {
-        return HX_OK;
+    if (!tok->ms_enabled) {
+        return bpe_chars(e, s, n);
     }
     struct strbuf a;
     struct strbuf b;
     strbuf_init(&a);
     strbuf_init(&b);
-    strbuf_add(&a, text, len);
-    for (size_t k = 0; k < tok->n_norm; k++) {
-        const struct tok_norm *nm = &tok->norm[k];
-        strbuf_reset(&b);
-        if (nm->kind == TOK_NORM_PREPEND) {
-            if (a.len > 0) {
-                strbuf_add(&b, nm->a, nm->a_len);
-            }
-            strbuf_add(&b, a.buf, a.len);
-        } else {
-            replace_into(&b, a.buf, a.len, nm->a, nm->a_len, nm->b, nm->b_len);
-        }
-        struct strbuf t = a;
-        a = b;
-        b = t;
+    replace_into(&b, (const char *)s, n, " ", 1, tok->ms_repl, tok->ms_repl_len);
+    int starts = b.len >= tok->ms_repl_len && memcmp(b.buf, tok->ms_repl, tok->ms_repl_len) == 0;
+    int prepend = !starts && (tok->ms_prepend == TOK_PREPEND_ALWAYS ||
+                              (tok->ms_prepend == TOK_PREPEND_FIRST && at_origin));
+    if (prepend) {
+        strbuf_add(&a, tok->ms_repl, tok->ms_repl_len);
     }
+    strbuf_add(&a, b.buf, b.len);
+    const unsigned char *t = (const unsigned char *)a.buf;
+    size_t m = a.len;
+    size_t rl = tok->ms_repl_len;
+    size_t w = 0;
     int rc = HX_OK;
-    if (tok->model == TOK_MODEL_BYTELEVEL) {
-        if (tok->split != TOK_SPLIT_NONE && tok->bl_add_prefix_space) {
-            /* A Split before ByteLevel: ByteLevel's prefix space goes on every word. */
-            size_t n = a.len;
-            const unsigned char *s = (const unsigned char *)a.buf;
-            for (size_t i = 0; i < n && rc == HX_OK;) {
-                size_t j = tok->split == TOK_SPLIT_GPT2 ? eng_tok_match_gpt2(s, n, i)
-                                                        : eng_tok_match_llama3(s, n, i);
-                strbuf_reset(&b);
-                if (s[i] != ' ') {
-                    strbuf_addc(&b, ' ');
-                }
-                strbuf_add(&b, s + i, j - i);
-                rc = bpe_bytes(e, (const unsigned char *)b.buf, b.len);
-                i = j;
-            }
-        } else {
-            rc = bytelevel_words(e, (const unsigned char *)a.buf, a.len, 1);
+    for (size_t i = 1; tok->ms_split && i + rl <= m && rc == HX_OK; i++) {
+        if (memcmp(t + i, tok->ms_repl, rl) == 0) {
+            rc = bpe_chars(e, t + w, i - w);
+            w = i;
+            i += rl - 1;
         }
-    } else if (tok->ms_enabled) {
-        strbuf_reset(&b);
-        replace_into(&b, a.buf, a.len, " ", 1, tok->ms_repl, tok->ms_repl_len);
-        int starts =
-            b.len >= tok->ms_repl_len && memcmp(b.buf, tok->ms_repl, tok->ms_repl_len) == 0;
-        int prepend = !starts && (tok->ms_prepend == TOK_PREPEND_ALWAYS ||
-                                  (tok->ms_prepend == TOK_PREPEND_FIRST && start_offset == 0));
-        strbuf_reset(&a);
-        if (prepend) {
-            strbuf_add(&a, tok->ms_repl, tok->ms_repl_len);
-        }
-        strbuf_add(&a, b.buf, b.len);
-        const unsigned char *s = (const unsigned char *)a.buf;
-        size_t n = a.len;
-        size_t rl = tok->ms_repl_len;
-        size_t w = 0;
-        for (size_t i = 1; tok->ms_split && i + rl <= n && rc == HX_OK; i++) {
-            if (memcmp(s + i, tok->ms_repl, rl) == 0) {
-                rc = bpe_chars(e, s + w, i - w);
-                w = i;
-                i += rl - 1;
-            }
-        }
-        if (rc == HX_OK) {
-            rc = bpe_chars(e, s + w, n - w);
-        }
-    } else {
-        rc = bpe_chars(e, (const unsigned char *)a.buf, a.len);
+    }
+    if (rc == HX_OK) {
+        rc = bpe_chars(e, t + w, m - w);
     }
     strbuf_release(&a);
     strbuf_release(&b);
     return rc;
 }
 
+/*
+ * Pre-tokenize and BPE one piece of normalized text with no added token in it. at_origin: the
+ * piece starts at offset 0 of the input (Metaspace's prepend_scheme "first").
+ */
+static int encode_words(struct enc *e, const unsigned char *s, size_t n, int at_origin)
+{
+    if (n == 0) {
+        return HX_OK;
+    }
+    if (e->tok->model == TOK_MODEL_BYTELEVEL) {
+        return bytelevel_words(e, s, n);
+    }
+    return spm_words(e, s, n, at_origin);
+}
+
 /* ---- added tokens ------------------------------------------------------------------------ */
 
+/* \w (Rust regex, which Hugging Face's single_word uses) at byte i; invalid bytes are not. */
 static int is_word_char(const unsigned char *s, size_t n, size_t i)
 {
-    size_t l = 0;
-    int c = cls_at(s, n, i, &l);
-    return c == TOK_CP_LETTER || c == TOK_CP_NUMBER || s[i] == '_';
+    if (s[i] < 0x80) {
+        unsigned char c = s[i];
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_';
+    }
+    uint32_t cp = 0;
+    eng_tok_utf8_next(s + i, n - i, &cp);
+    return cp != TOK_CP_INVALID && eng_tok_is_word(cp);
 }
 
 /* Start of the character that ends at byte i (i > 0). */
@@ -577,38 +596,52 @@ static size_t char_before(const unsigned char *s, size_t i)
 }
 
 /*
- * Find the leftmost-longest added token in s[from..n). On a hit set *ms, *me (the match,
- * widened by lstrip/rstrip but never before lo) and *id; returns 1, else 0.
+ * The next accepted added token of one set (normalized = 0: raw contents matched in the raw
+ * text; 1: normalized contents in normalized text) in s[from..n), as Hugging Face's
+ * AddedVocabulary::find_matches: a leftmost-longest scan over the set's non-overlapping
+ * matches, skipping (the scan going on after it) a special one under ENG_TOK_NO_SPECIAL and a
+ * single_word one touching a \w character; lstrip / rstrip widen the match over White_Space,
+ * lstrip never before lo (the end of the previous accepted match). On a hit set *ms, *me, *id
+ * and return 1, else 0.
  */
-static int find_added(const struct eng_tok *tok, const unsigned char *s, size_t n, size_t from,
-                      size_t lo, unsigned flags, size_t *ms, size_t *me, int32_t *id)
+static int find_added(const struct eng_tok *tok, int normalized, const unsigned char *s, size_t n,
+                      size_t from, size_t lo, unsigned flags, size_t *ms, size_t *me, int32_t *id)
 {
     if (tok->n_added == 0) {
         return 0;
     }
+    const unsigned char *first = tok->added_first[normalized ? 1 : 0];
     for (size_t i = from; i < n; i++) {
-        if (!tok->added_first[s[i]]) {
+        if (!first[s[i]]) {
             continue;
         }
         const struct tok_added *best = NULL;
+        size_t best_len = 0;
         for (size_t k = 0; k < tok->n_added; k++) {
             const struct tok_added *a = &tok->added[k];
-            if (a->len == 0 || a->len > n - i || (a->special && (flags & ENG_TOK_NO_SPECIAL)) ||
-                (best != NULL && a->len <= best->len) || (unsigned char)a->content[0] != s[i] ||
-                memcmp(s + i, a->content, a->len) != 0) {
+            if (a->normalized != normalized) {
                 continue;
             }
-            if (a->single_word && ((i > 0 && is_word_char(s, n, char_before(s, i))) ||
-                                   (i + a->len < n && is_word_char(s, n, i + a->len)))) {
+            const char *c = normalized ? a->norm : a->content;
+            size_t len = normalized ? a->norm_len : a->len;
+            if (len == 0 || len > n - i || len <= best_len || (unsigned char)c[0] != s[i] ||
+                memcmp(s + i, c, len) != 0) {
                 continue;
             }
             best = a;
+            best_len = len;
         }
         if (best == NULL) {
             continue;
         }
         size_t st = i;
-        size_t en = i + best->len;
+        size_t en = i + best_len;
+        if ((best->special && (flags & ENG_TOK_NO_SPECIAL)) ||
+            (best->single_word && ((st > 0 && is_word_char(s, n, char_before(s, st))) ||
+                                   (en < n && is_word_char(s, n, en))))) {
+            i = en - 1; // the scan goes on after this match
+            continue;
+        }
         while (best->lstrip && st > lo) {
             size_t p = char_before(s, st);
             size_t l = 0;
@@ -630,6 +663,44 @@ static int find_added(const struct eng_tok *tok, const unsigned char *s, size_t 
         return 1;
     }
     return 0;
+}
+
+/*
+ * One piece of raw text between raw-matched added tokens; offset = where it starts in the
+ * input. Normalized, then split at the normalized added tokens, then pre-tokenized.
+ */
+static int encode_piece(struct enc *e, const char *text, size_t len, size_t offset, unsigned flags)
+{
+    const struct eng_tok *tok = e->tok;
+    if (len == 0) {
+        return HX_OK;
+    }
+    struct strbuf nb;
+    strbuf_init(&nb);
+    int rc = eng_tok_normalize(tok, text, len, &nb);
+    if (rc) {
+        strbuf_release(&nb);
+        return hx_diag_set(e->diag, rc, "encode: out of memory normalizing %zu bytes", len);
+    }
+    const unsigned char *s = (const unsigned char *)nb.buf;
+    size_t n = nb.len;
+    size_t seg = 0;
+    while (rc == HX_OK) {
+        size_t ms = 0;
+        size_t me = 0;
+        int32_t id = -1;
+        if (!find_added(tok, 1, s, n, seg, seg, flags, &ms, &me, &id)) {
+            rc = encode_words(e, s + seg, n - seg, offset == 0 && seg == 0);
+            break;
+        }
+        rc = encode_words(e, s + seg, ms - seg, offset == 0 && seg == 0);
+        if (rc == HX_OK) {
+            rc = push_id(e, id);
+        }
+        seg = me;
+    }
+    strbuf_release(&nb);
+    return rc;
 }
 
 /* ---- the entry point --------------------------------------------------------------------- */
@@ -657,11 +728,11 @@ int eng_tok_encode(const struct eng_tok *tok, const char *text, size_t len, unsi
         size_t ms = 0;
         size_t me = 0;
         int32_t id = -1;
-        if (!find_added(tok, s, len, seg, seg, flags, &ms, &me, &id)) {
-            rc = encode_segment(&e, (const char *)s + seg, len - seg, seg);
+        if (!find_added(tok, 0, s, len, seg, seg, flags, &ms, &me, &id)) {
+            rc = encode_piece(&e, (const char *)s + seg, len - seg, seg, flags);
             break;
         }
-        rc = encode_segment(&e, (const char *)s + seg, ms - seg, seg);
+        rc = encode_piece(&e, (const char *)s + seg, ms - seg, seg, flags);
         if (rc == HX_OK) {
             rc = push_id(&e, id);
         }

@@ -1,7 +1,9 @@
 /*
  * tok_int.h - the tokenizer's internal layout, shared by tokenizer.c (loading, lookups,
- * decoding, streaming), tok_encode.c (normalizer, pre-tokenizers, BPE) and tok_unicode.c
- * (generated code point classes). Not for use outside the tokenizer.
+ * decoding, streaming), tok_encode.c (added tokens, pre-tokenizers, BPE), tok_normalize.c
+ * (normalizers), and the generated Unicode tables tok_unicode.c (code point classes) and
+ * tok_unidata.c (decompositions, compositions, combining classes, \w). Not for use outside the
+ * tokenizer.
  *
  * Invariant after a successful load: every id in [0, n_vocab) has a string (possibly empty for
  * an id no entry names) and its decoded bytes; the hash tables only point at valid ids.
@@ -12,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/strbuf.h"
 #include "engine/tokenizer.h"
 
 /* Code point classes (eng_tok_cp_class). An invalid UTF-8 byte counts as TOK_CP_OTHER. */
@@ -24,6 +27,21 @@ enum tok_cp {
 
 /* Class of code point cp (tok_unicode.c, generated). */
 int eng_tok_cp_class(uint32_t cp);
+
+/* Canonical_Combining_Class of cp (0 for starters; tok_unidata.c, generated). */
+int eng_tok_ccc(uint32_t cp);
+
+/* 1 if cp is \w as Rust's regex crate defines it (Alphabetic, M, Nd, Pc, Join_Control). */
+int eng_tok_is_word(uint32_t cp);
+
+/*
+ * One level of cp's canonical decomposition (Hangul syllables excluded: they are algorithmic):
+ * returns 0 (none), 1 (a singleton, out[0]) or 2 (out[0] out[1]).
+ */
+size_t eng_tok_decompose1(uint32_t cp, uint32_t out[2]);
+
+/* The primary composite of a + b (NFC recomposes it), or 0. Hangul excluded. */
+uint32_t eng_tok_compose(uint32_t a, uint32_t b);
 
 /*
  * Decode one UTF-8 character at s[0..n) (n >= 1). Returns its length (1..4) and sets *cp; an
@@ -38,6 +56,8 @@ size_t eng_tok_utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
  */
 size_t eng_tok_match_gpt2(const unsigned char *s, size_t n, size_t i);
 size_t eng_tok_match_llama3(const unsigned char *s, size_t n, size_t i);
+/* Qwen 2/3: the Llama-3 pattern with \p{N} (single digits) instead of \p{N}{1,3}. */
+size_t eng_tok_match_qwen2(const unsigned char *s, size_t n, size_t i);
 
 enum tok_model {
     TOK_MODEL_BYTELEVEL = 1, // GPT-2 byte-to-unicode alphabet
@@ -48,6 +68,7 @@ enum tok_split {
     TOK_SPLIT_NONE = 0,
     TOK_SPLIT_GPT2 = 1,
     TOK_SPLIT_LLAMA3 = 2,
+    TOK_SPLIT_QWEN2 = 3,
 };
 
 enum tok_prepend {
@@ -56,10 +77,15 @@ enum tok_prepend {
     TOK_PREPEND_FIRST = 2,
 };
 
-/* One normalizer step: prepend a (if the text is non-empty), or replace every a with b. */
+/*
+ * One normalizer step: prepend a (if the text is non-empty), replace every a with b, or the
+ * Unicode normalization forms NFC / NFD (canonical; no compatibility mappings).
+ */
 enum tok_norm_kind {
     TOK_NORM_PREPEND = 1,
     TOK_NORM_REPLACE = 2,
+    TOK_NORM_NFC = 3,
+    TOK_NORM_NFD = 4,
 };
 
 struct tok_norm {
@@ -70,14 +96,22 @@ struct tok_norm {
     size_t b_len;
 };
 
+/*
+ * An added token. One with normalized = 0 is matched in the raw text (content); one with
+ * normalized = 1 in the normalized text of the pieces between the former, as its own
+ * normalized form (norm: content put through the normalizer), as Hugging Face does.
+ */
 struct tok_added {
     int32_t id;
     char *content;
     size_t len;
+    char *norm; // normalized = 1: the normalized content (owned), else NULL
+    size_t norm_len;
     int special;
     int lstrip;
     int rstrip;
     int single_word;
+    int normalized;
 };
 
 /* Open-addressing hash from byte string to id; slots hold id or -1. */
@@ -113,19 +147,20 @@ struct eng_tok {
     struct tok_mergemap merges;
     int ignore_merges;
 
-    /* Added tokens, matched in the raw text before normalization. */
+    /* Added tokens: matched in the raw text, or (normalized = 1) in the normalized text. */
     struct tok_added *added;
     size_t n_added;
-    unsigned char added_first[256]; // 1 if some added token starts with this byte
-    unsigned char *is_special;      // n_vocab flags
+    unsigned char added_first[2][256]; // [normalized][b]: 1 if such a token starts with byte b
+    unsigned char *is_special;         // n_vocab flags
 
-    /* Normalizer (SentencePiece-style). */
+    /* Normalizer steps, applied in order. */
     struct tok_norm *norm;
     size_t n_norm;
 
     /* Pre-tokenizer. */
     enum tok_split split;
     int bl_add_prefix_space; // ByteLevel add_prefix_space
+    int bl_split_first;      // a Split ran before ByteLevel: the prefix space goes on each word
     int ms_enabled;          // Metaspace pre-tokenizer
     char ms_repl[8];
     size_t ms_repl_len;
@@ -147,9 +182,24 @@ struct eng_tok {
     int32_t bos_id;
     int32_t eos_id;
 
-    /* Decoder: up to strip_start leading spaces of the whole output are removed. */
+    /* Decoder: up to strip_start leading spaces of the whole output are removed (Strip). */
     size_t strip_start;
+    /*
+     * Each id's bytes when it is the first token of the output, where that differs: after a
+     * Metaspace decoder (its replacement characters dropped, not turned into spaces), or with
+     * no decoder (no separating space in front); else NULL.
+     */
+    char *first_pool;
+    size_t *first_off; // n_vocab + 1 offsets
+    /* n_vocab flags: ENG_TOK_SKIP_SPECIAL drops the id (its string is a special token's). */
+    unsigned char *skip_dec;
 };
+
+/*
+ * Run tok's normalizer over s[0..n) into out (reset first). Invalid UTF-8 bytes pass through
+ * NFC/NFD unchanged, as starters. Returns HX_OK or HX_ENOMEM (tok_normalize.c).
+ */
+int eng_tok_normalize(const struct eng_tok *tok, const char *s, size_t n, struct strbuf *out);
 
 /* Id of the len bytes at s in map, or -1. */
 int32_t eng_tok_strmap_get(const struct eng_tok *tok, const char *s, size_t len);

@@ -1,6 +1,7 @@
 /*
  * tokenizer.c - loading a Hugging Face tokenizer.json, id/string lookups, decoding and the
- * streaming decoder. Encoding (normalizer, pre-tokenizers, BPE merges) is in tok_encode.c.
+ * streaming decoder. Encoding (added tokens, pre-tokenizers, BPE merges) is in tok_encode.c, the
+ * normalizers in tok_normalize.c.
  *
  * Loading turns the JSON into flat tables (tok_int.h): per-id vocabulary strings and decoded
  * bytes in two pools, a string->id hash, a (left,right)->(rank,merged) hash, the added tokens,
@@ -400,10 +401,8 @@ static int load_vocab(struct loader *L, const cJSON *model, const cJSON *added)
         a->lstrip = jbool(e, "lstrip", 0);
         a->rstrip = jbool(e, "rstrip", 0);
         a->single_word = jbool(e, "single_word", 0);
+        a->normalized = jbool(e, "normalized", !a->special); // AddedToken::from's default
         strs[a->id] = a->content;
-        if (a->len > 0) {
-            tok->added_first[(unsigned char)a->content[0]] = 1;
-        }
         tok->is_special[a->id] = (unsigned char)(a->special ? 1 : 0);
     }
     size_t total = 0;
@@ -527,7 +526,7 @@ static int add_norm(struct loader *L, enum tok_norm_kind kind, const char *a, co
     struct tok_norm *n = &tok->norm[tok->n_norm++];
     memset(n, 0, sizeof(*n));
     n->kind = kind;
-    n->a = dup_str(a, &n->a_len);
+    n->a = dup_str(a, &n->a_len); // "" for NFC / NFD
     if (b != NULL) {
         n->b = dup_str(b, &n->b_len);
     }
@@ -564,13 +563,47 @@ static int load_normalizer(struct loader *L, const cJSON *nz, int depth)
         }
         return add_norm(L, TOK_NORM_REPLACE, jstr(pat, "String"), jstr(nz, "content"));
     }
+    if (strcmp(type, "NFC") == 0 || strcmp(type, "NFD") == 0) {
+        return add_norm(L, type[2] == 'C' ? TOK_NORM_NFC : TOK_NORM_NFD, "", NULL);
+    }
     return unsupported(L, "normalizer", type);
+}
+
+/*
+ * After the normalizer is known: the normalized form of each normalized=true added token (what
+ * it is matched as), and each set's first bytes.
+ */
+static int load_added_norms(struct loader *L)
+{
+    struct eng_tok *tok = L->tok;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    for (size_t i = 0; i < tok->n_added; i++) {
+        struct tok_added *a = &tok->added[i];
+        if (a->normalized) {
+            if (eng_tok_normalize(tok, a->content, a->len, &sb) != HX_OK) {
+                strbuf_release(&sb);
+                return hx_diag_set(L->diag, HX_ENOMEM, "%s: out of memory", L->name);
+            }
+            a->norm = strbuf_detach(&sb, &a->norm_len);
+        }
+        const char *c = a->normalized ? a->norm : a->content;
+        size_t len = a->normalized ? a->norm_len : a->len;
+        if (len > 0) {
+            tok->added_first[a->normalized ? 1 : 0][(unsigned char)c[0]] = 1;
+        }
+    }
+    strbuf_release(&sb);
+    return HX_OK;
 }
 
 static const char GPT2_PATTERN[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 static const char LLAMA3_PATTERN[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char QWEN2_PATTERN[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 struct pretok_seen {
@@ -637,18 +670,21 @@ static int load_pretok(struct loader *L, const cJSON *pt, struct pretok_seen *se
         const char *re = jstr(cJSON_GetObjectItemCaseSensitive(pt, "pattern"), "Regex");
         const char *behavior = jstr(pt, "behavior");
         if (re == NULL || behavior == NULL || strcmp(behavior, "Isolated") != 0 ||
-            jbool(pt, "invert", 0) || seen->split) {
-            return unsupported(L, "pre_tokenizer Split (need one Regex, Isolated, no invert)",
-                               NULL);
+            jbool(pt, "invert", 0) || seen->split || seen->bytelevel) {
+            return unsupported(
+                L, "pre_tokenizer Split (need one Regex, Isolated, no invert, before ByteLevel)",
+                NULL);
         }
         if (strcmp(re, GPT2_PATTERN) == 0) {
             tok->split = TOK_SPLIT_GPT2;
         } else if (strcmp(re, LLAMA3_PATTERN) == 0) {
             tok->split = TOK_SPLIT_LLAMA3;
+        } else if (strcmp(re, QWEN2_PATTERN) == 0) {
+            tok->split = TOK_SPLIT_QWEN2;
         } else {
             return hx_diag_set(L->diag, HX_ENOTSUP,
-                               "%s: pre_tokenizer Split: regex is neither the GPT-2 nor the "
-                               "Llama-3 pattern: %.200s",
+                               "%s: pre_tokenizer Split: regex is not the GPT-2, Llama-3 or "
+                               "Qwen-2 pattern: %.200s",
                                L->name, re);
         }
         seen->split = 1;
@@ -746,6 +782,9 @@ struct dec_cfg {
     int bytelevel;
     int byte_fallback;
     int metaspace;
+    int metaspace_first; // the Metaspace decoder drops every replacement of the first token
+    int fused;           // a Fuse (or ByteLevel, which fuses too) came: steps now see one string
+    int none;            // no decoder: Hugging Face joins the tokens with spaces
     char repl[8];
     size_t repl_len;
     /* Replace steps (String pattern -> content). */
@@ -776,6 +815,7 @@ static int load_decoder(struct loader *L, const cJSON *d, struct dec_cfg *cfg, i
     }
     if (strcmp(type, "ByteLevel") == 0) {
         cfg->bytelevel = 1;
+        cfg->fused = 1;
         return HX_OK;
     }
     if (strcmp(type, "ByteFallback") == 0) {
@@ -783,7 +823,8 @@ static int load_decoder(struct loader *L, const cJSON *d, struct dec_cfg *cfg, i
         return HX_OK;
     }
     if (strcmp(type, "Fuse") == 0) {
-        return HX_OK; // we always fuse
+        cfg->fused = 1; // we always fuse in the end
+        return HX_OK;
     }
     if (strcmp(type, "Replace") == 0) {
         const char *from = jstr(cJSON_GetObjectItemCaseSensitive(d, "pattern"), "String");
@@ -804,6 +845,9 @@ static int load_decoder(struct loader *L, const cJSON *d, struct dec_cfg *cfg, i
             (stop != NULL && (!cJSON_IsNumber(stop) || stop->valuedouble != 0))) {
             return unsupported(L, "decoder Strip (only leading spaces)", NULL);
         }
+        if (!cfg->fused) {
+            return unsupported(L, "decoder Strip before Fuse (it would strip every token)", NULL);
+        }
         L->tok->strip_start = (size_t)start->valuedouble;
         return HX_OK;
     }
@@ -813,14 +857,16 @@ static int load_decoder(struct loader *L, const cJSON *d, struct dec_cfg *cfg, i
             return hx_diag_set(L->diag, HX_EPARSE, "%s: decoder Metaspace: bad replacement",
                                L->name);
         }
+        if (cfg->fused) {
+            return unsupported(L, "decoder Metaspace after Fuse", NULL);
+        }
         cfg->metaspace = 1;
         cfg->repl_len = strlen(repl);
         memcpy(cfg->repl, repl, cfg->repl_len + 1);
         const char *scheme = jstr(d, "prepend_scheme");
-        int prepend = scheme ? strcmp(scheme, "never") != 0 : jbool(d, "add_prefix_space", 1);
-        if (prepend) {
-            L->tok->strip_start = 1;
-        }
+        /* Hugging Face: unless "never", the first token's replacements are all dropped. */
+        cfg->metaspace_first =
+            scheme ? strcmp(scheme, "never") != 0 : jbool(d, "add_prefix_space", 1);
         return HX_OK;
     }
     return unsupported(L, "decoder", type);
@@ -856,9 +902,12 @@ static int hexval(char c)
     return -1;
 }
 
-/* Bytes of one token under the decoder cfg, appended to out. */
+/*
+ * Bytes of one token under the decoder cfg, appended to out; first: as the first token of the
+ * output (the Metaspace decoder then drops its replacement characters instead of spacing them).
+ */
 static void token_bytes(const struct dec_cfg *cfg, const int16_t *cp_byte, const char *s, size_t n,
-                        struct strbuf *out)
+                        int first, struct strbuf *out)
 {
     if (cfg->bytelevel) {
         /* Every character must be in the byte alphabet; otherwise the token's own UTF-8. */
@@ -898,7 +947,7 @@ static void token_bytes(const struct dec_cfg *cfg, const int16_t *cp_byte, const
     }
     if (cfg->metaspace) {
         strbuf_reset(&b);
-        replace_all(&b, a.buf, a.len, cfg->repl, cfg->repl_len, " ", 1);
+        replace_all(&b, a.buf, a.len, cfg->repl, cfg->repl_len, " ", first ? 0 : 1);
         struct strbuf t = a;
         a = b;
         b = t;
@@ -908,6 +957,28 @@ static void token_bytes(const struct dec_cfg *cfg, const int16_t *cp_byte, const
     strbuf_release(&b);
 }
 
+/*
+ * What Hugging Face's decode puts through the decoder for id: a normalized=true added token's
+ * normalized form where that differs from its content (AddedVocabulary::simple_id_to_token),
+ * else the id's string.
+ */
+static const char *decode_str(const struct eng_tok *tok, const struct tok_added **by_id, int32_t id,
+                              size_t *len)
+{
+    const struct tok_added *a = by_id[id];
+    if (a != NULL && a->normalized && a->norm != NULL &&
+        (a->norm_len != a->len || memcmp(a->norm, a->content, a->len) != 0)) {
+        *len = a->norm_len;
+        return a->norm;
+    }
+    return tok_str(tok, id, len);
+}
+
+/*
+ * Per id: its decoded bytes (and, for a Metaspace decoder, its bytes as the first token), and
+ * whether SKIP_SPECIAL drops it - Hugging Face drops a token whose decode string is the
+ * content of a special added token.
+ */
 static int build_token_bytes(struct loader *L, const struct dec_cfg *cfg)
 {
     struct eng_tok *tok = L->tok;
@@ -919,22 +990,49 @@ static int build_token_bytes(struct loader *L, const struct dec_cfg *cfg)
         cp_byte[byte_to_cp(b)] = (int16_t)b;
     }
     size_t n = (size_t)tok->n_vocab;
+    const struct tok_added **by_id = hx_calloc(n, sizeof(*by_id));
     tok->bytes_off = hx_malloc((n + 1) * sizeof(size_t));
-    if (!tok->bytes_off) {
+    tok->skip_dec = hx_calloc(n, 1);
+    int firsts = cfg->metaspace_first || cfg->none;
+    if (firsts) {
+        tok->first_off = hx_malloc((n + 1) * sizeof(size_t));
+    }
+    if (!by_id || !tok->bytes_off || !tok->skip_dec || (firsts && !tok->first_off)) {
+        xfree(by_id);
         return hx_diag_set(L->diag, HX_ENOMEM, "%s: out of memory", L->name);
     }
+    for (size_t k = 0; k < tok->n_added; k++) {
+        by_id[tok->added[k].id] = &tok->added[k];
+    }
     struct strbuf pool;
+    struct strbuf first;
     strbuf_init(&pool);
+    strbuf_init(&first);
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
-        const char *s = tok_str(tok, (int32_t)i, &len);
+        const char *s = decode_str(tok, by_id, (int32_t)i, &len);
         tok->bytes_off[i] = pool.len;
-        token_bytes(cfg, cp_byte, s, len, &pool);
+        if (cfg->none && len > 0) {
+            strbuf_addc(&pool, ' '); // the separator before every token but the first
+        }
+        token_bytes(cfg, cp_byte, s, len, 0, &pool);
         size_t bl = pool.len - tok->bytes_off[i];
         tok->max_token_bytes = bl > tok->max_token_bytes ? bl : tok->max_token_bytes;
+        if (tok->first_off) {
+            tok->first_off[i] = first.len;
+            token_bytes(cfg, cp_byte, s, len, 1, &first);
+        }
+        int32_t j = len > 0 ? eng_tok_strmap_get(tok, s, len) : -1; // an added token wins
+        tok->skip_dec[i] = (unsigned char)(j >= 0 && tok->is_special[j] ? 1 : 0);
     }
     tok->bytes_off[n] = pool.len;
     tok->bytes_pool = strbuf_detach(&pool, NULL);
+    if (tok->first_off) {
+        tok->first_off[n] = first.len;
+        tok->first_pool = strbuf_detach(&first, NULL);
+    }
+    strbuf_release(&first);
+    xfree(by_id);
     return HX_OK;
 }
 
@@ -1009,6 +1107,9 @@ static int load_root(struct loader *L)
     }
 
     rc = load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), 0);
+    if (rc == HX_OK) {
+        rc = load_added_norms(L);
+    }
     if (rc) {
         return rc;
     }
@@ -1026,8 +1127,9 @@ static int load_root(struct loader *L)
         if (seen.bytelevel_regex) {
             tok->split = TOK_SPLIT_GPT2;
         }
-        if (tok->n_norm > 0 || tok->ms_enabled) {
-            return unsupported(L, "normalizer/Metaspace together with ByteLevel", NULL);
+        tok->bl_split_first = seen.split;
+        if (tok->ms_enabled) {
+            return unsupported(L, "pre_tokenizer Metaspace together with ByteLevel", NULL);
         }
     } else {
         tok->model = TOK_MODEL_SPM;
@@ -1041,6 +1143,7 @@ static int load_root(struct loader *L)
         return rc;
     }
     struct dec_cfg dec = {0};
+    dec.none = jnull(root, "decoder");
     rc = load_decoder(L, cJSON_GetObjectItemCaseSensitive(root, "decoder"), &dec, 0);
     if (rc) {
         return rc;
@@ -1112,10 +1215,14 @@ void eng_tok_free(struct eng_tok *tok)
     xfree(tok->str_off);
     xfree(tok->bytes_pool);
     xfree(tok->bytes_off);
+    xfree(tok->first_pool);
+    xfree(tok->first_off);
+    xfree(tok->skip_dec);
     xfree(tok->vocab.slots);
     xfree(tok->merges.slots);
     for (size_t i = 0; i < tok->n_added; i++) {
         xfree(tok->added[i].content);
+        xfree(tok->added[i].norm);
     }
     xfree(tok->added);
     xfree(tok->is_special);
@@ -1190,6 +1297,24 @@ size_t eng_tok_max_token_bytes(const struct eng_tok *tok)
 
 /* ---- decoding ---------------------------------------------------------------------------- */
 
+/*
+ * The bytes id adds to a decode's output; *first: no token has been output yet (cleared by any
+ * id with a string: Hugging Face's decoders never see the ids that have none).
+ */
+static const unsigned char *out_bytes(const struct eng_tok *tok, int32_t id, int *first,
+                                      size_t *len)
+{
+    int had_first = *first;
+    if (tok->str_off[id + 1] - tok->str_off[id] > 1) {
+        *first = 0;
+    }
+    if (had_first && tok->first_off != NULL) {
+        *len = tok->first_off[id + 1] - tok->first_off[id];
+        return (const unsigned char *)tok->first_pool + tok->first_off[id];
+    }
+    return (const unsigned char *)eng_tok_token_bytes(tok, id, len);
+}
+
 int eng_tok_decode(const struct eng_tok *tok, const int32_t *ids, size_t n, unsigned flags,
                    char **text_out, size_t *len_out, struct hx_diag *diag)
 {
@@ -1213,12 +1338,13 @@ int eng_tok_decode(const struct eng_tok *tok, const int32_t *ids, size_t n, unsi
     size_t r = 0;
     size_t stripped = 0;
     int at_start = 1;
+    int first = 1;
     for (size_t i = 0; i < n; i++) {
-        if ((flags & ENG_TOK_SKIP_SPECIAL) && tok->is_special[ids[i]]) {
+        if ((flags & ENG_TOK_SKIP_SPECIAL) && tok->skip_dec[ids[i]]) {
             continue;
         }
         size_t l = 0;
-        const unsigned char *b = (const unsigned char *)eng_tok_token_bytes(tok, ids[i], &l);
+        const unsigned char *b = out_bytes(tok, ids[i], &first, &l);
         for (size_t k = 0; k < l; k++) {
             if (at_start && b[k] == ' ' && stripped < tok->strip_start) {
                 stripped++;
@@ -1242,7 +1368,8 @@ int eng_tok_decode(const struct eng_tok *tok, const int32_t *ids, size_t n, unsi
 struct eng_tok_stream {
     const struct eng_tok *tok;
     unsigned flags;
-    int at_start;
+    int at_start; // no byte output yet (Strip)
+    int first;    // no token output yet (Metaspace)
     size_t stripped;
     unsigned char pending[4]; // an incomplete character (at most 3 bytes)
     size_t n_pending;
@@ -1284,6 +1411,7 @@ void eng_tok_stream_free(struct eng_tok_stream *s)
 void eng_tok_stream_reset(struct eng_tok_stream *s)
 {
     s->at_start = 1;
+    s->first = 1;
     s->stripped = 0;
     s->n_pending = 0;
 }
@@ -1297,13 +1425,13 @@ int eng_tok_stream_feed(struct eng_tok_stream *s, int32_t id, const char **text,
     if (id < 0 || id >= tok->n_vocab) {
         return HX_ERANGE;
     }
-    if ((s->flags & ENG_TOK_SKIP_SPECIAL) && tok->is_special[id]) {
+    if ((s->flags & ENG_TOK_SKIP_SPECIAL) && tok->skip_dec[id]) {
         return HX_OK;
     }
     memcpy(s->raw, s->pending, s->n_pending);
     size_t r = s->n_pending;
     size_t l = 0;
-    const unsigned char *b = (const unsigned char *)eng_tok_token_bytes(tok, id, &l);
+    const unsigned char *b = out_bytes(tok, id, &s->first, &l);
     for (size_t k = 0; k < l; k++) {
         if (s->at_start && b[k] == ' ' && s->stripped < tok->strip_start) {
             s->stripped++;

@@ -1,18 +1,24 @@
 /*
  * tokenizer.h - BPE tokenizers loaded from a Hugging Face tokenizer.json.
  *
- * Supported (anything else is refused at load time with HX_ENOTSUP, naming the key):
- *  - byte-level BPE: pre_tokenizer ByteLevel(use_regex=true) (GPT-2 regex), or
- *    Sequence[Split(<GPT-2 or Llama-3 regex>), ByteLevel(use_regex=false)]; decoder ByteLevel;
- *  - SentencePiece-style BPE (Llama-2): normalizer Prepend("▁")+Replace(" ","▁") or a Metaspace
- *    pre_tokenizer, model.byte_fallback, decoder Replace/ByteFallback/Fuse/Strip;
- *  - added tokens (special or not) found in the input text before normalization;
+ * Supported (anything else is refused at load time with HX_ENOTSUP, naming the key), as
+ * Hugging Face tokenizers does it (tests/integration/t0200-tokenizer.sh checks Llama 2, Llama 3,
+ * Qwen 3 and the bundled model against it):
+ *  - byte-level BPE (GPT-2, Llama 3, Qwen 2/3): pre_tokenizer ByteLevel(use_regex=true) (GPT-2
+ *    regex), or Sequence[Split(<GPT-2, Llama-3 or Qwen-2 regex>), ByteLevel(use_regex=false)];
+ *    decoder ByteLevel;
+ *  - SentencePiece-style BPE (Llama 2, Mistral): normalizer Prepend("▁")+Replace(" ","▁") or a
+ *    Metaspace pre_tokenizer, model.byte_fallback, decoder Replace/ByteFallback/Fuse/Strip or
+ *    Metaspace;
+ *  - normalizers Prepend, Replace (String), NFC, NFD, and Sequences of them, with either kind;
+ *  - added tokens (special or not) with lstrip / rstrip / single_word; normalized=false ones are
+ *    found in the raw text, normalized=true ones in the normalized text;
  *  - TemplateProcessing post_processor ("single" template): its special tokens are what
- *    ENG_TOK_ADD_BOS adds (for Llama models: just the BOS in front); eng_tok_bos_id is its
- *    first token, else an added token named "<|begin_of_text|>", "<s>" or "<bos>".
+ *    ENG_TOK_ADD_BOS adds (Llama 2: the BOS in front); eng_tok_bos_id is its first token, else
+ *    an added token named "<|begin_of_text|>", "<s>" or "<bos>".
  * The pre-tokenizer regexes are matched by hand-written code using generated Unicode
- * L/N/White_Space tables (tools/gen_unicode_tables.py), not by a regex engine. See
- * docs/tokenizer.md.
+ * L/N/White_Space tables (tools/gen_unicode_tables.py), not by a regex engine; NFC/NFD use
+ * generated tables too (tools/gen_tok_unidata.py). See docs/tokenizer.md.
  *
  * Ids are int32_t. A loaded tokenizer is immutable: every const function below may be called from
  * several threads at once. A stream is single-threaded.
@@ -41,7 +47,11 @@ enum eng_tok_flags {
      * split_special_tokens). Non-special added tokens are still matched. Default: recognised.
      */
     ENG_TOK_NO_SPECIAL = 1 << 1,
-    /* decode/stream: drop tokens marked "special" in added_tokens (BOS, EOS, ...). */
+    /*
+     * decode/stream: drop special tokens (BOS, EOS, ...) - as Hugging Face's
+     * skip_special_tokens, any id whose decoded string is the content of an added token marked
+     * "special" (so not a special token with normalized=true whose normalized form differs).
+     */
     ENG_TOK_SKIP_SPECIAL = 1 << 2,
 };
 
@@ -111,12 +121,13 @@ int eng_tok_encode(const struct eng_tok *tok, const char *text, size_t len, unsi
                    int32_t **ids_out, size_t *n_out, struct hx_diag *diag);
 
 /*
- * Decode n ids into text. flags: ENG_TOK_SKIP_SPECIAL. The token bytes are concatenated, the
- * SentencePiece decoder's single leading space is stripped, and the result is made valid UTF-8
- * by replacing each maximal invalid subsequence with U+FFFD (Rust's from_utf8_lossy, which
- * Hugging Face uses). On success *text_out is a new NUL-terminated string (free with xfree) of
- * *len_out bytes. Returns HX_OK, HX_ERANGE (an id out of range; diag names its index) or
- * HX_ENOMEM. Outputs are cleared on failure.
+ * Decode n ids into text. flags: ENG_TOK_SKIP_SPECIAL. The token bytes are concatenated (the
+ * first token's as the decoder treats a first token: Metaspace drops its "▁"s), the Strip
+ * decoder's leading space is stripped, and the result is made valid UTF-8 by replacing each
+ * maximal invalid subsequence with U+FFFD (Rust's from_utf8_lossy, which Hugging Face uses).
+ * On success *text_out is a new NUL-terminated string (free with xfree) of *len_out bytes.
+ * Returns HX_OK, HX_ERANGE (an id out of range; diag names its index) or HX_ENOMEM. Outputs
+ * are cleared on failure.
  */
 int eng_tok_decode(const struct eng_tok *tok, const int32_t *ids, size_t n, unsigned flags,
                    char **text_out, size_t *len_out, struct hx_diag *diag);

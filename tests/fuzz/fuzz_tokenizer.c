@@ -2,10 +2,14 @@
  * fuzz_tokenizer.c - libFuzzer target for the tokenizer (src/engine/tokenizer.h).
  *
  * Input: byte 0 picks the mode, the rest is the payload.
- *  - encode with the bundled byte-level tokenizer (loaded once) and with a small
- *    SentencePiece-style one (byte fallback), with and without special-token matching; decode
- *    and stream-decode the ids. Invariants (abort if broken): ids in range; decode output is
- *    valid UTF-8 and equals the streamed text; byte-level decode(encode(x)) == x for valid UTF-8.
+ *  - encode with the bundled byte-level tokenizer (loaded once), with a small
+ *    SentencePiece-style one (byte fallback), and with a Qwen-like variant of the bundled one
+ *    (NFC normalizer, the Qwen-2 Split pattern, normalized added tokens), with and without
+ *    special-token matching; decode and stream-decode the ids. Invariants (abort if broken):
+ *    ids in range; decode output is valid UTF-8 and equals the streamed text; for valid UTF-8
+ *    x, byte-level decode(encode(x)) == x, and == NFC(x) for the NFC variant (when x has no
+ *    '<' or '>', so no raw-matched added token splits it); NFC and NFD are
+ *    idempotent, NFC(NFD(x)) == NFC(x), NFD(NFC(x)) == NFD(x), and keep valid UTF-8 valid.
  *  - load the payload as a tokenizer.json (must fail cleanly or load; then encode a string).
  * Run from the repository root (make fuzz), so the bundled model's path resolves.
  */
@@ -14,14 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/alloc.h"
 #include "base/strbuf.h"
+#include "engine/tok_int.h"
 #include "engine/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct eng_tok *g_bytelevel;
 static struct eng_tok *g_spm;
+static struct eng_tok *g_nfc; // the bundled vocabulary, Qwen-style pipeline
+static struct eng_tok *g_nfd; // the bundled vocabulary, NFD normalizer
 
 static struct eng_tok *load_spm(void)
 {
@@ -56,6 +65,37 @@ static struct eng_tok *load_spm(void)
     return tok;
 }
 
+/* The bundled tokenizer.json with normalizer (and, if set, pre_tokenizer and added_tokens). */
+static struct eng_tok *load_variant(const char *normalizer, const char *pre_tokenizer,
+                                    const char *added)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    if (strbuf_read_file(&sb, "models/kjv-llama-6m/tokenizer.json") != HX_OK) {
+        fprintf(stderr, "fuzz_tokenizer: run from the repository root\n");
+        abort();
+    }
+    cJSON *root = cJSON_ParseWithLength(sb.buf, sb.len);
+    strbuf_release(&sb);
+    cJSON_ReplaceItemInObject(root, "normalizer", cJSON_Parse(normalizer));
+    if (pre_tokenizer != NULL) {
+        cJSON_ReplaceItemInObject(root, "pre_tokenizer", cJSON_Parse(pre_tokenizer));
+    }
+    if (added != NULL) {
+        cJSON_ReplaceItemInObject(root, "added_tokens", cJSON_Parse(added));
+    }
+    char *js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    if (eng_tok_load_mem(js, strlen(js), "fuzz-variant", &tok, &d) != HX_OK) {
+        fprintf(stderr, "fuzz_tokenizer: %s\n", d.msg);
+        abort();
+    }
+    cJSON_free(js);
+    return tok;
+}
+
 static void init(void)
 {
     if (g_bytelevel != NULL) {
@@ -67,6 +107,37 @@ static void init(void)
         abort();
     }
     g_spm = load_spm();
+    /* Added tokens whose decoded bytes are their text (ASCII, or outside the byte alphabet),
+     * so decode(encode(x)) == NFC(x) still holds; U+1EC7 is normalized (matches NFD input). */
+    g_nfc = load_variant(
+        "{\"type\":\"NFC\"}",
+        "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{"
+        "\"Regex\":\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|"
+        "\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|"
+        "\\\\s+(?!\\\\S)|\\\\s+\"},\"behavior\":\"Isolated\",\"invert\":false},"
+        "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}",
+        "[{\"id\":0,\"content\":\"<|begin_of_text|>\",\"special\":true,\"normalized\":false},"
+        "{\"id\":1,\"content\":\"<|end_of_text|>\",\"special\":true,\"normalized\":false},"
+        "{\"id\":4096,\"content\":\"\\u1ec7\",\"special\":false,\"normalized\":true},"
+        "{\"id\":4097,\"content\":\"<w>\",\"single_word\":true,\"normalized\":false},"
+        "{\"id\":4098,\"content\":\"<w>!\",\"special\":true,\"normalized\":true}]");
+    g_nfd = load_variant("{\"type\":\"NFD\"}", NULL, NULL);
+}
+
+/* tok's normalizer over s[0..n), into a new strbuf (caller releases). */
+static struct strbuf normalized(const struct eng_tok *tok, const char *s, size_t n)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    if (eng_tok_normalize(tok, s, n, &sb) != HX_OK) {
+        abort();
+    }
+    return sb;
+}
+
+static int same(const struct strbuf *a, const struct strbuf *b)
+{
+    return a->len == b->len && memcmp(a->buf, b->buf, a->len) == 0;
 }
 
 static int valid_utf8(const unsigned char *s, size_t n)
@@ -94,6 +165,34 @@ static int valid_utf8(const unsigned char *s, size_t n)
     return 1;
 }
 
+static int valid_utf8(const unsigned char *s, size_t n);
+
+/* NFC / NFD laws on any bytes (valid UTF-8 in, valid UTF-8 out). */
+static void check_forms(const char *text, size_t len)
+{
+    struct strbuf c = normalized(g_nfc, text, len);
+    struct strbuf dd = normalized(g_nfd, text, len);
+    struct strbuf cc = normalized(g_nfc, c.buf, c.len);
+    struct strbuf ddd = normalized(g_nfd, dd.buf, dd.len);
+    struct strbuf cd = normalized(g_nfc, dd.buf, dd.len);
+    struct strbuf dc = normalized(g_nfd, c.buf, c.len);
+    if (!same(&c, &cc) || !same(&dd, &ddd) || !same(&c, &cd) || !same(&dd, &dc)) {
+        abort();
+    }
+    if (valid_utf8((const unsigned char *)text, len) &&
+        (!valid_utf8((const unsigned char *)c.buf, c.len) ||
+         !valid_utf8((const unsigned char *)dd.buf, dd.len))) {
+        abort();
+    }
+    strbuf_release(&c);
+    strbuf_release(&dd);
+    strbuf_release(&cc);
+    strbuf_release(&ddd);
+    strbuf_release(&cd);
+    strbuf_release(&dc);
+}
+
+/* lossless: 1 = decode(encode(x)) == x for valid UTF-8 x; 2 = == NFC(x). */
 static void check_tok(const struct eng_tok *tok, const char *text, size_t len, unsigned flags,
                       int lossless)
 {
@@ -114,9 +213,18 @@ static void check_tok(const struct eng_tok *tok, const char *text, size_t len, u
         !valid_utf8((const unsigned char *)out, out_len)) {
         abort();
     }
-    if (lossless && valid_utf8((const unsigned char *)text, len) &&
-        (out_len != len || memcmp(out, text, len) != 0)) {
-        abort();
+    if (lossless && valid_utf8((const unsigned char *)text, len)) {
+        struct strbuf want;
+        strbuf_init(&want);
+        if (lossless == 2) {
+            want = normalized(tok, text, len);
+        } else {
+            strbuf_add(&want, text, len);
+        }
+        if (out_len != want.len || memcmp(out, want.buf, want.len) != 0) {
+            abort();
+        }
+        strbuf_release(&want);
     }
     struct eng_tok_stream *st = NULL;
     if (eng_tok_stream_new(tok, 0, &st, &d) != HX_OK) {
@@ -177,5 +285,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned flags = mode == 1 ? ENG_TOK_NO_SPECIAL : mode == 2 ? ENG_TOK_ADD_BOS : 0;
     check_tok(g_bytelevel, text, len, flags, mode != 2);
     check_tok(g_spm, text, len, flags, 0);
+    /* Each piece between raw-matched added tokens (all of which contain '<') is normalized on
+     * its own, as in Hugging Face: decode == NFC(x) only when none can match. */
+    int plain = memchr(text, '<', len) == NULL && memchr(text, '>', len) == NULL;
+    check_tok(g_nfc, text, len, flags, mode != 2 && plain ? 2 : 0);
+    check_forms(text, len);
     return 0;
 }

@@ -3,9 +3,11 @@
  *
  * The bundled kjv-llama-6m tokenizer (byte-level BPE, GPT-2 regex) against golden.json, which
  * transformers produced; a small hand-built SentencePiece-style tokenizer whose merges are
- * worked out by hand; the pre-tokenizer matchers on cases derived from the regexes; the
- * streaming decoder (never a partial UTF-8 character, same text as decode); load errors and
- * allocation failures. The real Llama-2 tokenizer is checked by t0200.
+ * worked out by hand; the pre-tokenizer matchers on cases derived from the regexes; NFC / NFD
+ * against python's unicodedata; normalized added tokens; the Metaspace decoder; the streaming
+ * decoder (never a partial UTF-8 character, same text as decode); load errors and allocation
+ * failures. The real Llama-2, Llama-3 and Qwen-3 files are checked against Hugging Face
+ * tokenizers by tests/integration/t0200-tokenizer.sh.
  */
 #include <cJSON.h>
 #include <stdint.h>
@@ -777,6 +779,220 @@ TEST(tok_added_token_options)
     eng_tok_free(ref);
 }
 
+/* ---- normalizers, the Qwen pattern, normalized added tokens, Metaspace decoding ---------- */
+
+/* The SentencePiece-style JSON with one key replaced (value: JSON text). */
+static struct eng_tok *load_spm_with(const char *key, const char *value_json)
+{
+    char *js = spm_json(1);
+    cJSON *root = cJSON_Parse(js);
+    cJSON_free(js);
+    cJSON_ReplaceItemInObject(root, key, cJSON_Parse(value_json));
+    js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    ASSERT_OK_DIAG(eng_tok_load_mem(js, strlen(js), key, &tok, &d), &d);
+    cJSON_free(js);
+    return tok;
+}
+
+static void expect_norm(const struct eng_tok *tok, const char *in, const char *want)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    ASSERT_OK(eng_tok_normalize(tok, in, strlen(in), &sb));
+    ASSERT_MSG(sb.len == strlen(want) && memcmp(sb.buf, want, sb.len) == 0,
+               "normalize(\"%s\") gave \"%s\", want \"%s\"", in, sb.buf, want);
+    strbuf_release(&sb);
+}
+
+/* Expected values from python's unicodedata.normalize. */
+TEST(tok_normalize_nfc_nfd)
+{
+    struct hx_diag d = {0};
+    struct eng_tok *nfc = NULL;
+    struct eng_tok *nfd = NULL;
+    ASSERT_OK_DIAG(load_variant("normalizer", "{\"type\":\"NFC\"}", &nfc, &d), &d);
+    ASSERT_OK_DIAG(load_variant("normalizer", "{\"type\":\"NFD\"}", &nfd, &d), &d);
+    /* Composition, singletons (U+212B ANGSTROM SIGN), algorithmic Hangul. */
+    expect_norm(nfc,
+                "caf"
+                "e\xCC\x81",
+                "caf\xC3\xA9");
+    expect_norm(nfd, "caf\xC3\xA9",
+                "caf"
+                "e\xCC\x81");
+    expect_norm(nfc, "\xE2\x84\xAB", "\xC3\x85");
+    expect_norm(nfd, "\xE2\x84\xAB", "A\xCC\x8A");
+    expect_norm(nfc, "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", "\xEA\xB0\x81"); // L V T -> 각
+    expect_norm(nfc, "\xEA\xB0\x80\xE1\x86\xA8", "\xEA\xB0\x81");             // LV T
+    expect_norm(nfd, "\xEA\xB0\x81", "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8");
+    /* Canonical ordering before composition: U+1E0B U+0323 -> U+1E0D U+0307. */
+    expect_norm(nfc, "\xE1\xB8\x8B\xCC\xA3", "\xE1\xB8\x8D\xCC\x87");
+    expect_norm(nfd, "\xE1\xB8\x8B\xCC\xA3", "d\xCC\xA3\xCC\x87");
+    expect_norm(nfc, "e\xCC\x82\xCC\xA3", "\xE1\xBB\x87");      // both marks compose: U+1EC7
+    expect_norm(nfc, "q\xCC\x87\xCC\xA3", "q\xCC\xA3\xCC\x87"); // reordered, nothing composes
+    /* Blocking: a second mark of the same class does not compose past the first. */
+    expect_norm(nfc, "a\xCC\x80\xCC\x81\xCC\x82", "\xC3\xA0\xCC\x81\xCC\x82");
+    /* Composition exclusions stay decomposed: U+0958 -> U+0915 U+093C. */
+    expect_norm(nfc, "\xE0\xA5\x98", "\xE0\xA4\x95\xE0\xA4\xBC");
+    /* A leading combining mark has nothing to compose with. */
+    expect_norm(nfc,
+                "\xCC\x81"
+                "a",
+                "\xCC\x81"
+                "a");
+    /* Four-deep decomposition recomposed: U+1F80 U+0301 -> U+1F84. */
+    expect_norm(nfc, "\xE1\xBE\x80\xCC\x81", "\xE1\xBE\x84");
+    expect_norm(nfd, "\xE1\xBE\x80\xCC\x81", "\xCE\xB1\xCC\x93\xCC\x81\xCD\x85");
+    /* Invalid bytes pass through and block composition; ASCII is untouched. */
+    expect_norm(nfc, "e\xFF\xCC\x81", "e\xFF\xCC\x81");
+    expect_norm(nfc, "\xC3", "\xC3");
+    expect_norm(nfc, "plain ASCII", "plain ASCII");
+    expect_norm(nfc, "", "");
+    /* Encoding sees the normalized text: NFD input encodes like NFC input. */
+    expect_same(nfc,
+                "caf"
+                "e\xCC\x81 \xE2\x84\xAB",
+                nfc, "caf\xC3\xA9 \xC3\x85");
+    /* And a normalizer now goes with ByteLevel; round trips give the normalized text. */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    encode(nfc, "A\xCC\x8A", 0, &ids, &n);
+    char *t = decode(nfc, ids, n, 0);
+    ASSERT_STR_EQ(t, "\xC3\x85");
+    xfree(t);
+    xfree(ids);
+    eng_tok_free(nfc);
+    eng_tok_free(nfd);
+}
+
+TEST(tok_pretok_qwen2)
+{
+    const char *s = "Hello world's  123\n\nfoo!!  ";
+    /* Like Llama-3, but every digit alone (\p{N}, not \p{N}{1,3}). */
+    const char *want[] = {"Hello", " world", "'s",   " ",   " ",  "1",
+                          "2",     "3",      "\n\n", "foo", "!!", "  "};
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s);
+    size_t k = 0;
+    for (size_t i = 0; i < n; k++) {
+        size_t j = eng_tok_match_qwen2(u, n, i);
+        ASSERT(k < 12 && j - i == strlen(want[k]) && memcmp(s + i, want[k], j - i) == 0);
+        i = j;
+    }
+    ASSERT_EQ(k, 12);
+    /* U+017F LONG S case-folds to s in (?i:'s): "'ſ" is a contraction, in both patterns. */
+    const char *lng = "'\xC5\xBFx";
+    ASSERT_EQ(eng_tok_match_qwen2((const unsigned char *)lng, 4, 0), 3);
+    ASSERT_EQ(eng_tok_match_llama3((const unsigned char *)lng, 4, 0), 3);
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    ASSERT_OK_DIAG(
+        load_variant("pre_tokenizer",
+                     "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{"
+                     "\"Regex\":\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?"
+                     "\\\\p{L}+|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*["
+                     "\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},\"behavior\":\"Isolated\","
+                     "\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                     "\"trim_offsets\":false,\"use_regex\":false}]}",
+                     &tok, &d),
+        &d);
+    ASSERT_EQ(tok->split, TOK_SPLIT_QWEN2);
+    eng_tok_free(tok);
+}
+
+/* Added tokens of an SPM-style tokenizer: normalized ones match (and decode) as normalized. */
+TEST(tok_added_normalized)
+{
+    struct eng_tok *tok = load_spm_with(
+        "added_tokens", "[{\"id\":0,\"content\":\"<unk>\",\"special\":true,\"normalized\":false},"
+                        "{\"id\":1,\"content\":\"<s>\",\"special\":true,\"normalized\":false},"
+                        "{\"id\":2,\"content\":\"</s>\",\"special\":true,\"normalized\":false},"
+                        "{\"id\":267,\"content\":\"b c\",\"special\":false,\"normalized\":true},"
+                        "{\"id\":268,\"content\":\"<t>\",\"special\":false,\"normalized\":false},"
+                        "{\"id\":269,\"content\":\"<t>!\",\"special\":true,\"normalized\":false},"
+                        "{\"id\":270,\"content\":\"<n>\",\"special\":true,\"normalized\":true}]");
+    /* "b c" is matched as its normalized form "▁b▁c", in the normalized text "▁a▁b▁c". */
+    expect_ids(tok, "a b c", 0, (const int32_t[]){SPM_SP_A, 267}, 2);
+    /* No "▁b▁c" in "▁ab▁c": not matched. */
+    expect_ids(tok, "ab c", 0, (const int32_t[]){SPM_SP_AB, SPM_SP, SPM_C}, 3);
+    /* It decodes as its normalized form too (Hugging Face's simple_id_to_token). */
+    char *t = decode(tok, (const int32_t[]){SPM_SP_A, 267}, 2, 0);
+    ASSERT_STR_EQ(t, "a b c");
+    xfree(t);
+    t = decode(tok, (const int32_t[]){267}, 1, 0);
+    ASSERT_STR_EQ(t, "b c");
+    xfree(t);
+    /* Leftmost-longest over all added tokens; under NO_SPECIAL the special "<t>!" is skipped
+     * whole, so the shorter "<t>" is not matched inside it either. */
+    expect_ids(tok, "<t>!", 0, (const int32_t[]){269}, 1);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    encode(tok, "<t>!", ENG_TOK_NO_SPECIAL, &ids, &n);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT(ids[i] != 268 && ids[i] != 269);
+    }
+    xfree(ids);
+    expect_ids(tok, "<t>", ENG_TOK_NO_SPECIAL, (const int32_t[]){268}, 1);
+    /* A special normalized token decodes as "▁<n>", which is no special token's content, so
+     * SKIP_SPECIAL keeps it, as Hugging Face does; its vocabulary string is still "<n>". */
+    ASSERT(eng_tok_is_special(tok, 270));
+    t = decode(tok, (const int32_t[]){SPM_SP_A, 270}, 2, ENG_TOK_SKIP_SPECIAL);
+    ASSERT_STR_EQ(t, "a <n>");
+    xfree(t);
+    t = decode(tok, (const int32_t[]){SPM_SP_A, 1}, 2, ENG_TOK_SKIP_SPECIAL);
+    ASSERT_STR_EQ(t, "a");
+    xfree(t);
+    ASSERT_EQ(eng_tok_token_to_id(tok, "<n>", 3), 270);
+    eng_tok_free(tok);
+}
+
+/*
+ * Hugging Face's Metaspace decoder drops every replacement character of the first token and
+ * nothing else (Strip, by contrast, strips the first leading space of the fused text).
+ */
+TEST(tok_metaspace_decoder)
+{
+    struct eng_tok *tok =
+        load_spm_with("decoder", "{\"type\":\"Sequence\",\"decoders\":[{\"type\":"
+                                 "\"ByteFallback\"},{\"type\":\"Metaspace\",\"replacement\":"
+                                 "\"\\u2581\",\"prepend_scheme\":\"always\"}]}");
+    /* <0x20> then a: the first token is a plain space, which Metaspace keeps. */
+    const int32_t ids[] = {3 + 0x20, SPM_A};
+    char *t = decode(tok, ids, 2, 0);
+    ASSERT_STR_EQ(t, " a");
+    xfree(t);
+    size_t empty = 0;
+    char *s = stream_all(tok, ids, 2, 0, &empty);
+    ASSERT_STR_EQ(s, " a");
+    xfree(s);
+    /* ▁ ▁a: the first token's ▁ is dropped, the second's is a space. */
+    const int32_t ids2[] = {SPM_SP, SPM_SP_A};
+    t = decode(tok, ids2, 2, 0);
+    ASSERT_STR_EQ(t, " a");
+    xfree(t);
+    /* A skipped special token is not the first token. */
+    const int32_t ids3[] = {1, SPM_SP_A};
+    t = decode(tok, ids3, 2, ENG_TOK_SKIP_SPECIAL);
+    ASSERT_STR_EQ(t, "a");
+    xfree(t);
+    t = decode(tok, ids3, 2, 0);
+    ASSERT_STR_EQ(t, "<s> a");
+    xfree(t);
+    s = stream_all(tok, ids3, 2, ENG_TOK_SKIP_SPECIAL, &empty);
+    ASSERT_STR_EQ(s, "a");
+    xfree(s);
+    eng_tok_free(tok);
+    /* The Llama-2 decoder (Strip after Fuse) strips that leading space instead. */
+    tok = load_spm(1);
+    t = decode(tok, ids, 2, 0);
+    ASSERT_STR_EQ(t, "a");
+    xfree(t);
+    eng_tok_free(tok);
+}
+
 TEST(tok_load_errors)
 {
     struct hx_diag d = {0};
@@ -804,6 +1020,21 @@ TEST(tok_load_errors)
     hx_diag_clear(&d);
     ASSERT_ERR(load_variant("normalizer", "{\"type\":\"NFKC\"}", &tok, &d), HX_ENOTSUP);
     ASSERT_CONTAINS(d.msg, "NFKC");
+    hx_diag_clear(&d);
+    ASSERT_ERR(load_variant("decoder",
+                            "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Strip\","
+                            "\"content\":\" \",\"start\":1,\"stop\":0},{\"type\":\"ByteLevel\"}]}",
+                            &tok, &d),
+               HX_ENOTSUP);
+    ASSERT_CONTAINS(d.msg, "Strip before Fuse");
+    hx_diag_clear(&d);
+    ASSERT_ERR(load_variant("pre_tokenizer",
+                            "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\","
+                            "\"use_regex\":false},{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+                            "\"\\\\s+\"},\"behavior\":\"Isolated\"}]}",
+                            &tok, &d),
+               HX_ENOTSUP);
+    ASSERT_CONTAINS(d.msg, "Split");
     hx_diag_clear(&d);
     ASSERT_ERR(load_variant("decoder", "{\"type\":\"WordPiece\"}", &tok, &d), HX_ENOTSUP);
     hx_diag_clear(&d);
@@ -849,4 +1080,22 @@ TEST(tok_alloc_failures)
     }
     ASSERT(ok);
     cJSON_free(js);
+    /* NFC in front: the normalizer's allocation fails in turn too. */
+    struct hx_diag d = {0};
+    struct eng_tok *tok = NULL;
+    ASSERT_OK_DIAG(load_variant("normalizer", "{\"type\":\"NFC\"}", &tok, &d), &d);
+    for (long m = 1; m < 50; m++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        hx_alloc_fail_nth(m);
+        int erc = eng_tok_encode(tok,
+                                 "caf"
+                                 "e\xCC\x81 \xEA\xB0\x80",
+                                 10, 0, &ids, &n, &d);
+        hx_alloc_fail_nth(0);
+        ASSERT(erc == HX_OK || erc == HX_ENOMEM);
+        ASSERT(erc == HX_OK || ids == NULL);
+        xfree(ids);
+    }
+    eng_tok_free(tok);
 }
