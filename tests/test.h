@@ -147,4 +147,17 @@
         }                                                                                          \
     } while (0)
 
+/* ||a - b|| / ||b|| over n floats, in double (the engine tests' error measure). */
+static inline double test_rel_l2(const float *a, const float *b, size_t n)
+{
+    double num = 0.0;
+    double den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1e-300));
+}
+
 #endif

@@ -459,21 +459,6 @@ static int bpe_chars(struct enc *e, const unsigned char *s, size_t n)
 
 /* ---- pre-tokenizing one piece ---------------------------------------------------------- */
 
-static void replace_into(struct strbuf *out, const char *s, size_t n, const char *from, size_t fl,
-                         const char *to, size_t tl)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (fl > 0 && i + fl <= n && memcmp(s + i, from, fl) == 0) {
-            strbuf_add(out, to, tl);
-            i += fl;
-        } else {
-            strbuf_addc(out, s[i]);
-            i++;
-        }
-    }
-}
-
 /*
  * Byte-level: ByteLevel's prefix space (if configured) on the piece - or, after a Split, on
  * every word of it, since Hugging Face's ByteLevel runs on each split - then the words.
@@ -527,7 +512,7 @@ static int spm_words(struct enc *e, const unsigned char *s, size_t n, int at_ori
     struct strbuf b;
     strbuf_init(&a);
     strbuf_init(&b);
-    replace_into(&b, (const char *)s, n, " ", 1, tok->ms_repl, tok->ms_repl_len);
+    tok_replace_into(&b, (const char *)s, n, " ", 1, tok->ms_repl, tok->ms_repl_len);
     int starts = b.len >= tok->ms_repl_len && memcmp(b.buf, tok->ms_repl, tok->ms_repl_len) == 0;
     int prepend = !starts && (tok->ms_prepend == TOK_PREPEND_ALWAYS ||
                               (tok->ms_prepend == TOK_PREPEND_FIRST && at_origin));

@@ -207,4 +207,9 @@ int32_t eng_tok_strmap_get(const struct eng_tok *tok, const char *s, size_t len)
 /* Merge of (left, right), or NULL. */
 const struct tok_merge *eng_tok_merge_get(const struct eng_tok *tok, int32_t left, int32_t right);
 
+/* Append s[0..n) to out with every occurrence of from[0..fl) replaced by to[0..tl)
+ * (tok_normalize.c; the Replace normalizer and the Metaspace pre-tokenizer). */
+void tok_replace_into(struct strbuf *out, const char *s, size_t n, const char *from, size_t fl,
+                      const char *to, size_t tl);
+
 #endif

@@ -165,8 +165,8 @@ static int unicode_normalize(const unsigned char *s, size_t n, int compose_too, 
     return HX_OK;
 }
 
-static void replace_into(struct strbuf *out, const char *s, size_t n, const char *from, size_t fl,
-                         const char *to, size_t tl)
+void tok_replace_into(struct strbuf *out, const char *s, size_t n, const char *from, size_t fl,
+                      const char *to, size_t tl)
 {
     size_t i = 0;
     while (i < n) {
@@ -201,7 +201,7 @@ int eng_tok_normalize(const struct eng_tok *tok, const char *s, size_t n, struct
             strbuf_add(&tmp, out->buf, out->len);
             break;
         case TOK_NORM_REPLACE:
-            replace_into(&tmp, out->buf, out->len, nm->a, nm->a_len, nm->b, nm->b_len);
+            tok_replace_into(&tmp, out->buf, out->len, nm->a, nm->a_len, nm->b, nm->b_len);
             break;
         case TOK_NORM_NFC:
         case TOK_NORM_NFD:

@@ -29,18 +29,6 @@ static float frand(void)
     return (float)((double)(rng >> 11) * 0x1.0p-53 * 2.0 - 1.0);
 }
 
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double num = 0.0;
-    double den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1e-300));
-}
-
 static struct eng_backend *gpu_or_skip(void)
 {
     struct hx_diag d = {0};
@@ -136,7 +124,7 @@ static void check_matmul(struct eng_backend *gpu, struct eng_backend *cpu, enum 
     float *dout = up(gpu, got, (size_t)m * (size_t)rows * sizeof(float));
     gpu->ops->matmul(gpu, dx, m, &gw, bias ? &gb : NULL, dout);
     down(gpu, got, dout, (size_t)m * (size_t)rows * sizeof(float));
-    double err = rel_l2(got, want, (size_t)m * (size_t)rows);
+    double err = test_rel_l2(got, want, (size_t)m * (size_t)rows);
     ASSERT_MSG(err <= 1e-5, "matmul %s m=%d %dx%d bias=%d: rel L2 %.3g", eng_dtype_name(dt), m,
                rows, cols, bias, err);
     gpu->ops->buf_free(gpu, dx);
@@ -196,7 +184,7 @@ TEST(engine_cuda_elementwise_vs_cpu)
     float *dx = up(gpu, got, sizeof(got));
     gpu->ops->embed(gpu, &gt, dids, N, dx);
     down(gpu, got, dx, sizeof(got));
-    ASSERT_LE(rel_l2(got, want, N * DIM), 0.0);
+    ASSERT_LE(test_rel_l2(got, want, N * DIM), 0.0);
 
     uint16_t nw[DIM];
     for (int i = 0; i < DIM; i++) {
@@ -213,7 +201,7 @@ TEST(engine_cuda_elementwise_vs_cpu)
     float *dxx = up(gpu, x, sizeof(x));
     gpu->ops->rmsnorm(gpu, dxx, &gn, N, 1e-5f, dx);
     down(gpu, got, dx, sizeof(got));
-    ASSERT_LE(rel_l2(got, want, N * DIM), 1e-6);
+    ASSERT_LE(test_rel_l2(got, want, N * DIM), 1e-6);
 
     /* rope over N x NH x HD = N x 200 floats, at large positions */
     memcpy(want, x, sizeof(x));
@@ -221,7 +209,7 @@ TEST(engine_cuda_elementwise_vs_cpu)
     int32_t *dpos = up(gpu, pos, sizeof(pos));
     gpu->ops->rope(gpu, dxx, N, NH, HD, dpos, 10000.0);
     down(gpu, got, dxx, sizeof(got));
-    double err = rel_l2(got, want, N * DIM);
+    double err = test_rel_l2(got, want, N * DIM);
     ASSERT_MSG(err <= 1e-6, "rope rel L2 %.3g", err);
 
     float y[N * DIM];
@@ -233,12 +221,12 @@ TEST(engine_cuda_elementwise_vs_cpu)
     cpu->ops->swiglu(cpu, x, y, N * DIM, want);
     gpu->ops->swiglu(gpu, dxx2, dy, N * DIM, dx);
     down(gpu, got, dx, sizeof(got));
-    ASSERT_LE(rel_l2(got, want, N * DIM), 1e-6);
+    ASSERT_LE(test_rel_l2(got, want, N * DIM), 1e-6);
     memcpy(want, x, sizeof(x));
     cpu->ops->add(cpu, want, y, N * DIM);
     gpu->ops->add(gpu, dxx2, dy, N * DIM);
     down(gpu, got, dxx2, sizeof(got));
-    ASSERT_LE(rel_l2(got, want, N * DIM), 0.0);
+    ASSERT_LE(test_rel_l2(got, want, N * DIM), 0.0);
     void *bufs[] = {dids, dx, dxx, dpos, dy, dxx2};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
         gpu->ops->buf_free(gpu, bufs[i]);
@@ -304,7 +292,7 @@ static double check_attention(struct eng_backend *gpu, struct eng_backend *cpu, 
     gpu->ops->kv_store(gpu, &gb, dk, dv);
     gpu->ops->attention(gpu, &gb, dq, dout);
     down(gpu, got, dout, (size_t)T * NH * D * sizeof(float));
-    double err = rel_l2(got, want, (size_t)T * NH * D);
+    double err = test_rel_l2(got, want, (size_t)T * NH * D);
     printf("# attention of %d + %d tokens, head_dim %d: rel L2 %.3g\n", L0, L1, D, err);
     float *kback = xmalloc(cache * sizeof(float));
     down(gpu, kback, gb.k_cache, cache * sizeof(float));
@@ -452,7 +440,7 @@ TEST(engine_cuda_chained_with_cpu)
         struct eng_seq_step st = {5, pos, n, ids + pos, NULL};
         struct eng_step_out out = {.logits = whole};
         ASSERT_OK_DIAG(eng_engine_step(es[3], &st, 1, &out, &d), &d);
-        double err = rel_l2(chain, whole, 4096);
+        double err = test_rel_l2(chain, whole, 4096);
         printf("# step %d: cpu->cuda->cpu vs cpu logits rel L2 %.3g\n", k, err);
         ASSERT_LE(err, 1e-4);
     }

@@ -77,19 +77,6 @@ static void free_golden(struct golden *g)
     xfree(g->hidden);
 }
 
-/* ||a - b|| / ||b|| over n floats. */
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double num = 0.0;
-    double den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1e-300));
-}
-
 struct rig {
     struct eng_backend *be;
     struct eng_model *m;
@@ -128,11 +115,11 @@ TEST(engine_golden_logits)
         struct eng_step_out out = {.logits = logits, .all_logits = 1};
         ASSERT_OK_DIAG(eng_engine_step(r.e, &st, 1, &out, &d), &d);
         const float *want = g.logits + g.logits_off[p];
-        double err = rel_l2(logits, want, (size_t)n * 4096);
+        double err = test_rel_l2(logits, want, (size_t)n * 4096);
         printf("# prompt %d: logits rel L2 %.3g\n", p, err);
         ASSERT_LE(err, 1e-4);
         for (int t = 0; t < n; t++) { /* and position by position */
-            ASSERT_LE(rel_l2(logits + (size_t)t * 4096, want + (size_t)t * 4096, 4096), 1e-4);
+            ASSERT_LE(test_rel_l2(logits + (size_t)t * 4096, want + (size_t)t * 4096, 4096), 1e-4);
         }
         /* last-position-only logits are the same row */
         ASSERT_OK(eng_seq_remove(r.e, p));
@@ -140,7 +127,7 @@ TEST(engine_golden_logits)
         float *last = xmalloc(4096 * sizeof(float));
         struct eng_step_out out1 = {.logits = last};
         ASSERT_OK_DIAG(eng_engine_step(r.e, &st, 1, &out1, &d), &d);
-        ASSERT_LE(rel_l2(last, want + (size_t)(n - 1) * 4096, 4096), 1e-4);
+        ASSERT_LE(test_rel_l2(last, want + (size_t)(n - 1) * 4096, 4096), 1e-4);
         ASSERT_OK(eng_seq_remove(r.e, p));
         xfree(last);
         xfree(logits);
@@ -153,7 +140,7 @@ TEST(engine_golden_logits)
 static void check_hidden(const struct golden *g, int k, const float *got, int n_pos)
 {
     size_t sz = (size_t)n_pos * 256;
-    double err = rel_l2(got, g->hidden + (size_t)k * sz, sz);
+    double err = test_rel_l2(got, g->hidden + (size_t)k * sz, sz);
     printf("# hidden[%d] rel L2 %.3g\n", k, err);
     ASSERT_LE(err, 1e-4);
 }
@@ -220,7 +207,7 @@ TEST(engine_golden_hidden_chained_ranges)
         }
         if (s == 2) {
             check_hidden(&g, 6, normed, n);
-            ASSERT_LE(rel_l2(logits, g.logits + (size_t)(n - 1) * 4096, 4096), 1e-4);
+            ASSERT_LE(test_rel_l2(logits, g.logits + (size_t)(n - 1) * 4096, 4096), 1e-4);
         }
         rig_close(&r);
     }
@@ -311,11 +298,11 @@ TEST(engine_mixed_batch_equals_solo)
     struct eng_step_out out = {.logits = batch};
     ASSERT_OK_DIAG(eng_engine_step(r.e, s1, 3, &out, &d), &d);
     solo_logits(&r, a_ids, na + 1, solo);
-    ASSERT_LE(rel_l2(batch, solo, 4096), 1e-5);
+    ASSERT_LE(test_rel_l2(batch, solo, 4096), 1e-5);
     solo_logits(&r, b_ids, nb, solo);
-    ASSERT_LE(rel_l2(batch + 4096, solo, 4096), 1e-5);
+    ASSERT_LE(test_rel_l2(batch + 4096, solo, 4096), 1e-5);
     solo_logits(&r, g.ids[2], half, solo);
-    ASSERT_LE(rel_l2(batch + 2 * 4096, solo, 4096), 1e-5);
+    ASSERT_LE(test_rel_l2(batch + 2 * 4096, solo, 4096), 1e-5);
     /* step 2, in another order: C finishes its prompt, B and A decode */
     struct eng_seq_step s2[3] = {
         {3, half, nc - half, g.ids[2] + half, NULL},
@@ -323,13 +310,13 @@ TEST(engine_mixed_batch_equals_solo)
         {1, na + 1, 1, a_ids + na + 1, NULL},
     };
     ASSERT_OK_DIAG(eng_engine_step(r.e, s2, 3, &out, &d), &d);
-    ASSERT_LE(rel_l2(batch, g.logits + g.logits_off[2] + (size_t)(nc - 1) * 4096, 4096), 1e-4);
+    ASSERT_LE(test_rel_l2(batch, g.logits + g.logits_off[2] + (size_t)(nc - 1) * 4096, 4096), 1e-4);
     solo_logits(&r, g.ids[2], nc, solo);
-    ASSERT_LE(rel_l2(batch, solo, 4096), 1e-5);
+    ASSERT_LE(test_rel_l2(batch, solo, 4096), 1e-5);
     solo_logits(&r, b_ids, nb + 1, solo);
-    ASSERT_LE(rel_l2(batch + 4096, solo, 4096), 1e-5);
+    ASSERT_LE(test_rel_l2(batch + 4096, solo, 4096), 1e-5);
     solo_logits(&r, a_ids, na + 2, solo);
-    ASSERT_LE(rel_l2(batch + 2 * 4096, solo, 4096), 1e-5);
+    ASSERT_LE(test_rel_l2(batch + 2 * 4096, solo, 4096), 1e-5);
     /* wrong position and unknown sequence are refused without side effects */
     struct eng_seq_step bad = {1, 0, 1, a_ids, NULL};
     ASSERT_ERR(eng_engine_step(r.e, &bad, 1, &out, &d), HX_EINVAL);

@@ -275,6 +275,17 @@ static void cuda_rmsnorm(struct eng_backend *be, const float *x, const struct en
 
 /* ---- matmul --------------------------------------------------------------------------------- */
 
+/* bias[r] as float (0 without a bias), in its stored dtype. */
+__device__ __forceinline__ float bias_at(const void *bias, int dt, int r)
+{
+    if (!bias) {
+        return 0.0f;
+    }
+    return dt == ENG_DTYPE_F32   ? ((const float *)bias)[r]
+           : dt == ENG_DTYPE_F16 ? f16f(((const uint16_t *)bias)[r])
+                                 : bf16f(((const uint16_t *)bias)[r]);
+}
+
 #define GEMV_MAX_M 8
 #define GEMV_WARPS 8
 
@@ -319,12 +330,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
             }
         }
     }
-    float b = 0.0f;
-    if (bias) {
-        b = bias_dt == ENG_DTYPE_F32   ? ((const float *)bias)[r]
-            : bias_dt == ENG_DTYPE_F16 ? f16f(((const uint16_t *)bias)[r])
-                                       : bf16f(((const uint16_t *)bias)[r]);
-    }
+    float b = bias_at(bias, bias_dt, r);
 #pragma unroll
     for (int i = 0; i < M; i++) {
         float v = warp_sum(acc[i]);
@@ -375,12 +381,7 @@ __global__ void __launch_bounds__(256)
     if (r >= rows) {
         return;
     }
-    float b = 0.0f;
-    if (bias) {
-        b = bias_dt == ENG_DTYPE_F32   ? ((const float *)bias)[r]
-            : bias_dt == ENG_DTYPE_F16 ? f16f(((const uint16_t *)bias)[r])
-                                       : bf16f(((const uint16_t *)bias)[r]);
-    }
+    float b = bias_at(bias, bias_dt, r);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         int i = i0 + ty + 8 * j;
