@@ -13,7 +13,7 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_90,code=compute_90
 CPPFLAGS += -DHX_HAVE_CUDA
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
-CU_LIBS := -L$(CUDA_ROOT)/lib64 -L$(CUDA_ROOT)/targets/x86_64-linux/lib -lcudart -lstdc++ \
+CU_LIBS := -L$(CUDA_ROOT)/lib64 -L$(CUDA_ROOT)/targets/x86_64-linux/lib -lcublas -lcudart -lstdc++ \
            -Wl,-rpath,$(CUDA_ROOT)/lib64
 ifeq ($(VARIANT),debug)
 NVCC_OPT := -O2 -g -lineinfo
@@ -24,5 +24,5 @@ endif
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  NVCC    $<")
-	$(Q)$(NVCC) $(NVCC_OPT) $(CUDA_ARCH) -std=c++17 -Isrc -DHX_HAVE_CUDA -MMD -MP \
+	$(Q)$(NVCC) $(NVCC_OPT) $(CUDA_ARCH) -std=c++20 -Isrc -DHX_HAVE_CUDA -MMD -MP \
 	    -Xcompiler -fPIC,-Wall -Werror all-warnings -c $< -o $@

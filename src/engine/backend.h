@@ -30,7 +30,10 @@ struct eng_weight {
  * The paged KV cache of one layer and where a step's tokens go in it. Token t belongs to
  * step sequence tok_seq[t], sits at position tok_pos[t]; sequence s's blocks are
  * block_tables[s * max_blocks + i] (block i holds positions [16 i, 16 i + 16)). A block
- * holds ENG_KV_BLOCK x n_kv_heads x head_dim floats in k_cache and in v_cache.
+ * holds ENG_KV_BLOCK x n_kv_heads x head_dim elements of the backend's kv_dtype in k_cache
+ * and in v_cache. A step's tokens come sequence by sequence (tok_seq is non-decreasing);
+ * h_tok_seq / h_tok_pos are host copies of tok_seq / tok_pos, so a backend can plan launches
+ * (prefill runs, decode ranges) without reading device memory.
  */
 struct eng_attn_batch {
     int n_tokens;
@@ -41,14 +44,18 @@ struct eng_attn_batch {
     const int32_t *tok_pos;      /* [n_tokens], backend memory */
     const int32_t *tok_seq;      /* [n_tokens], backend memory */
     const int32_t *block_tables; /* [n_seqs x max_blocks], backend memory */
-    float *k_cache;              /* this layer's K blocks */
-    float *v_cache;              /* this layer's V blocks */
+    void *k_cache;               /* this layer's K blocks */
+    void *v_cache;               /* this layer's V blocks */
+    const int32_t *h_tok_pos;    /* [n_tokens], host memory */
+    const int32_t *h_tok_seq;    /* [n_tokens], host memory */
 };
 
 struct eng_backend;
 
 struct eng_backend_ops {
     const char *name;
+    /* The element type of the KV cache (ENG_DTYPE_F32 or ENG_DTYPE_BF16). */
+    enum eng_dtype kv_dtype;
     void (*destroy)(struct eng_backend *be);
 
     /* ---- buffers ---- */
@@ -98,6 +105,39 @@ struct eng_backend_ops {
     /* Optional (NULL: ops cannot fail): the first error an op met since the backend was made
      * (a GPU's launches are asynchronous, so errors surface late and stay). 0 or an HX_E*. */
     int (*error)(struct eng_backend *be, struct hx_diag *diag);
+
+    /* Optional: size attention scratch for steps of at most max_tokens tokens over contexts
+     * of at most max_ctx positions, before serving. 0 or HX_ENOMEM. */
+    int (*reserve_attn)(struct eng_backend *be, int max_tokens, int max_ctx, int n_heads,
+                        int n_kv_heads, int head_dim, struct hx_diag *diag);
+
+    /* ---- optional fused ops (NULL: forward.c composes them from the ops above) ---- */
+    /* Upload the row concatenation of n host weights of one dtype and one column count (or of
+     * n vectors) as one weight: [wq; wk; wv], [wg; wu]. */
+    int (*weight_upload_cat)(struct eng_backend *be, const struct eng_weight *parts, int n,
+                             struct eng_weight *out, struct hx_diag *diag);
+    /* q | k | v = x Wqkv^T (+ bqkv), Wqkv = [wq; wk; wv] with q_rows + 2 kv_rows rows: the
+     * first q_rows output columns go to q [m x q_rows], the next kv_rows to k, the last to v. */
+    void (*matmul_qkv)(struct eng_backend *be, const float *x, int m, const struct eng_weight *wqkv,
+                       const struct eng_weight *bqkv, int q_rows, int kv_rows, float *q, float *k,
+                       float *v);
+    /* out[m x F] = silu(x Wg^T) * (x Wu^T), Wgu = [wg; wu] with 2F rows. */
+    void (*matmul_swiglu)(struct eng_backend *be, const float *x, int m,
+                          const struct eng_weight *wgu, float *out);
+    /* acc[m x w->rows] += x[m x w->cols] W^T (the residual add fused). */
+    void (*matmul_add)(struct eng_backend *be, const float *x, int m, const struct eng_weight *w,
+                       float *acc);
+    /* rope on q and k (as rope), then kv_store of k and v (as kv_store), in one op. */
+    void (*rope_kv_store)(struct eng_backend *be, const struct eng_attn_batch *b, float *q,
+                          float *k, const float *v, double theta);
+    /* Record the ops of a step once and replay them (CUDA graphs). graph_begin: 1 = a
+     * recording under key exists and was launched (issue no ops), 0 = recording now (issue
+     * the ops, then graph_end), -1 = not now (issue the ops). graph_end: HX_OK once the
+     * recording is made and launched; an error = nothing ran, issue the ops again.
+     * graph_forget drops every recording made for owner (its buffers are about to go). */
+    int (*graph_begin)(struct eng_backend *be, const void *owner, uint64_t key);
+    int (*graph_end)(struct eng_backend *be);
+    void (*graph_forget)(struct eng_backend *be, const void *owner);
 };
 
 /* Every backend starts with this header (its private state follows). */

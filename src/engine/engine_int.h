@@ -11,13 +11,16 @@
 #include "engine/backend.h"
 #include "engine/engine.h"
 
-/* One decoder layer's weights (backend memory). Biases have data == NULL when absent. */
+/* One decoder layer's weights (backend memory). Biases have data == NULL when absent. Where
+ * the backend has weight_upload_cat, q/k/v (and their biases) and gate/up are uploaded as one
+ * weight each (wqkv, bqkv, wgu) and the parts are empty; else the merged ones are. */
 struct eng_layer_weights {
     struct eng_weight attn_norm;
     struct eng_weight wq, wk, wv, wo;
     struct eng_weight bq, bk, bv;
     struct eng_weight ffn_norm;
     struct eng_weight wg, wu, wd;
+    struct eng_weight wqkv, bqkv, wgu;
 };
 
 /* One mmap'd file (a shard). */

@@ -43,8 +43,9 @@ struct eng_engine {
     int n_blocks;   /* in the cache */
     int n_free;
     int32_t *free_blocks; /* stack of free block ids */
-    size_t layer_kv_floats;
-    float *kv; /* [n_local][K, V][n_blocks x 16 x kv_dim], backend memory */
+    size_t kv_esize;       /* bytes per KV element: the backend's kv_dtype */
+    size_t layer_kv_bytes; /* one layer's K (or V) blocks */
+    char *kv;              /* [n_local][K, V][n_blocks x 16 x kv_dim], backend memory */
     struct seq_slot *slots;
     int *step_slot; /* [max_seqs]: slot of each step sequence */
     /* host staging of the step's metadata */
@@ -92,6 +93,7 @@ int eng_engine_new(struct eng_model *m, const struct eng_engine_opts *opts, stru
     e->q_dim = c->n_heads * c->head_dim;
     e->kv_dim = c->n_kv_heads * c->head_dim;
     e->max_blocks = (e->opt.max_ctx + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    e->kv_esize = eng_dtype_size(e->be->ops->kv_dtype);
     size_t block_bytes = eng_kv_block_bytes(e);
     if (e->opt.kv_bytes == 0) {
         e->opt.kv_bytes = (size_t)e->opt.max_seqs * (size_t)e->max_blocks * block_bytes;
@@ -120,7 +122,7 @@ int eng_engine_new(struct eng_model *m, const struct eng_engine_opts *opts, stru
     for (int i = 0; i < e->n_blocks; i++) {
         e->free_blocks[i] = e->n_blocks - 1 - i; /* pop order 0, 1, 2, ... */
     }
-    e->layer_kv_floats = n_blocks * ENG_KV_BLOCK * (size_t)e->kv_dim;
+    e->layer_kv_bytes = n_blocks * ENG_KV_BLOCK * (size_t)e->kv_dim * e->kv_esize;
     size_t ms = (size_t)e->opt.max_seqs;
     size_t mb = (size_t)e->max_blocks;
     e->slots = xcalloc(ms, sizeof(*e->slots));
@@ -134,7 +136,7 @@ int eng_engine_new(struct eng_model *m, const struct eng_engine_opts *opts, stru
     e->h_tables = xcalloc(ms * mb, sizeof(int32_t));
     size_t f = sizeof(float);
     size_t hid = (size_t)c->hidden;
-    if ((rc = engine_alloc(e, (size_t)e->n_local * 2 * e->layer_kv_floats * f, &e->kv, diag)) ||
+    if ((rc = engine_alloc(e, (size_t)e->n_local * 2 * e->layer_kv_bytes, &e->kv, diag)) ||
         (rc = engine_alloc(e, T * sizeof(int32_t), &e->d_pos, diag)) ||
         (rc = engine_alloc(e, T * sizeof(int32_t), &e->d_seq, diag)) ||
         (rc = engine_alloc(e, T * sizeof(int32_t), &e->d_ids, diag)) ||
@@ -170,6 +172,11 @@ int eng_engine_new(struct eng_model *m, const struct eng_engine_opts *opts, stru
             goto fail;
         }
     }
+    if (e->be->ops->reserve_attn &&
+        (rc = e->be->ops->reserve_attn(e->be, e->opt.max_tokens, e->opt.max_ctx, c->n_heads,
+                                       c->n_kv_heads, c->head_dim, diag)) != HX_OK) {
+        goto fail;
+    }
     *out = e;
     return HX_OK;
 fail:
@@ -182,7 +189,13 @@ void eng_engine_free(struct eng_engine *e)
     if (!e) {
         return;
     }
-    float *bufs[] = {e->kv, e->x, e->xn, e->q, e->k, e->v, e->att, e->o, e->g, e->u, e->logits};
+    if (e->be->ops->graph_forget) {
+        e->be->ops->graph_forget(e->be, e);
+    }
+    if (e->kv) {
+        e->be->ops->buf_free(e->be, e->kv);
+    }
+    float *bufs[] = {e->x, e->xn, e->q, e->k, e->v, e->att, e->o, e->g, e->u, e->logits};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
         if (bufs[i]) {
             e->be->ops->buf_free(e->be, bufs[i]);
@@ -221,7 +234,7 @@ const struct eng_model *eng_engine_model(const struct eng_engine *e)
 
 size_t eng_kv_block_bytes(const struct eng_engine *e)
 {
-    return (size_t)e->n_local * 2 * ENG_KV_BLOCK * (size_t)e->kv_dim * sizeof(float);
+    return (size_t)e->n_local * 2 * ENG_KV_BLOCK * (size_t)e->kv_dim * e->kv_esize;
 }
 
 void eng_kv_usage(const struct eng_engine *e, int *used_blocks, int *total_blocks)
@@ -363,9 +376,22 @@ static void layer_forward(struct eng_engine *e, int local, int T, const struct e
     const struct eng_layer_weights *w = &e->m->layers[local];
     float eps = (float)c->rms_eps;
     struct eng_attn_batch b = *ab;
-    b.k_cache = e->kv + (size_t)(2 * local) * e->layer_kv_floats;
-    b.v_cache = e->kv + (size_t)(2 * local + 1) * e->layer_kv_floats;
+    b.k_cache = e->kv + (size_t)(2 * local) * e->layer_kv_bytes;
+    b.v_cache = e->kv + (size_t)(2 * local + 1) * e->layer_kv_bytes;
 
+    if (op->matmul_qkv && op->matmul_swiglu && op->matmul_add && op->rope_kv_store &&
+        w->wqkv.data && w->wgu.data) { /* the fused path: 7 ops and attention */
+        op->rmsnorm(be, e->x, &w->attn_norm, T, eps, e->xn);
+        op->matmul_qkv(be, e->xn, T, &w->wqkv, w->bqkv.data ? &w->bqkv : NULL, e->q_dim,
+                       e->kv_dim, e->q, e->k, e->v);
+        op->rope_kv_store(be, &b, e->q, e->k, e->v, c->rope_theta);
+        op->attention(be, &b, e->q, e->att);
+        op->matmul_add(be, e->att, T, &w->wo, e->x);
+        op->rmsnorm(be, e->x, &w->ffn_norm, T, eps, e->xn);
+        op->matmul_swiglu(be, e->xn, T, &w->wgu, e->g);
+        op->matmul_add(be, e->g, T, &w->wd, e->x);
+        return;
+    }
     op->rmsnorm(be, e->x, &w->attn_norm, T, eps, e->xn);
     op->matmul(be, e->xn, T, &w->wq, w->bq.data ? &w->bq : NULL, e->q);
     op->matmul(be, e->xn, T, &w->wk, w->bk.data ? &w->bk : NULL, e->k);
@@ -383,6 +409,59 @@ static void layer_forward(struct eng_engine *e, int local, int T, const struct e
     op->swiglu(be, e->g, e->u, (size_t)T * (size_t)c->ffn, e->g);
     op->matmul(be, e->g, T, &w->wd, NULL, e->o);
     op->add(be, e->x, e->o, (size_t)T * (size_t)c->hidden);
+}
+
+/* The step's device work after its inputs are uploaded: embedding, the layers, the final
+ * norm and the head. Only device-side ops (recordable as a graph), except layer_hidden. */
+static void forward_ops(struct eng_engine *e, const struct eng_seq_step *seqs, int n_seqs, int T,
+                        const struct eng_step_out *out, int rows)
+{
+    struct eng_backend *be = e->be;
+    const struct eng_backend_ops *op = be->ops;
+    const struct eng_config *c = &e->m->cfg;
+    size_t hid = (size_t)c->hidden;
+    size_t row_bytes = hid * sizeof(float);
+    size_t act_bytes = (size_t)T * row_bytes;
+    if (e->first) {
+        op->embed(be, &e->m->embed, e->d_ids, T, e->x);
+    }
+    if (out->layer_hidden) {
+        op->to_host(be, out->layer_hidden, e->x, act_bytes);
+    }
+    struct eng_attn_batch ab = {
+        .n_tokens = T,
+        .n_heads = c->n_heads,
+        .n_kv_heads = c->n_kv_heads,
+        .head_dim = c->head_dim,
+        .max_blocks = e->max_blocks,
+        .tok_pos = e->d_pos,
+        .tok_seq = e->d_seq,
+        .block_tables = e->d_tables,
+        .h_tok_pos = e->h_pos,
+        .h_tok_seq = e->h_seq,
+    };
+    for (int l = 0; l < e->n_local; l++) {
+        layer_forward(e, l, T, &ab);
+        if (out->layer_hidden) {
+            op->to_host(be, (char *)out->layer_hidden + (size_t)(l + 1) * act_bytes, e->x,
+                        act_bytes);
+        }
+    }
+    if (rows > 0) {
+        op->rmsnorm(be, e->x, &e->m->norm, T, (float)c->rms_eps, e->xn);
+        if (out->logits) {
+            const float *src = e->xn;
+            if (!out->all_logits) { /* gather each sequence's last token */
+                int t = 0;
+                for (int i = 0; i < n_seqs; i++) {
+                    t += seqs[i].n_tokens;
+                    op->copy(be, e->o + (size_t)i * hid, e->xn + (size_t)(t - 1) * hid, row_bytes);
+                }
+                src = e->o;
+            }
+            op->matmul(be, src, rows, &e->m->head, NULL, e->logits);
+        }
+    }
 }
 
 int eng_engine_step(struct eng_engine *e, const struct eng_seq_step *seqs, int n_seqs,
@@ -427,8 +506,10 @@ int eng_engine_step(struct eng_engine *e, const struct eng_seq_step *seqs, int n
 
     /* Input: token embeddings on the first stage, else the previous stage's activations. */
     t = 0;
+    int decode_only = 1;
     for (int i = 0; i < n_seqs; i++) {
         size_t n = (size_t)seqs[i].n_tokens;
+        decode_only &= seqs[i].n_tokens == 1;
         if (e->first) {
             op->to_device(be, e->d_ids + t, seqs[i].tokens, n * sizeof(int32_t));
         } else {
@@ -436,55 +517,36 @@ int eng_engine_step(struct eng_engine *e, const struct eng_seq_step *seqs, int n
         }
         t += seqs[i].n_tokens;
     }
-    if (e->first) {
-        op->embed(be, &e->m->embed, e->d_ids, T, e->x);
-    }
     size_t act_bytes = (size_t)T * row_bytes;
-    if (out->layer_hidden) {
-        op->to_host(be, out->layer_hidden, e->x, act_bytes);
-    }
+    int want_logits = e->last && (out->logits || out->norm_hidden);
+    int rows = !want_logits ? 0 : out->all_logits ? T : n_seqs;
 
-    struct eng_attn_batch ab = {
-        .n_tokens = T,
-        .n_heads = c->n_heads,
-        .n_kv_heads = c->n_kv_heads,
-        .head_dim = c->head_dim,
-        .max_blocks = e->max_blocks,
-        .tok_pos = e->d_pos,
-        .tok_seq = e->d_seq,
-        .block_tables = e->d_tables,
-    };
-    for (int l = 0; l < e->n_local; l++) {
-        layer_forward(e, l, T, &ab);
-        if (out->layer_hidden) {
-            op->to_host(be, (char *)out->layer_hidden + (size_t)(l + 1) * act_bytes, e->x,
-                        act_bytes);
+    /*
+     * A decode step (one token per sequence) with no per-layer output is the same launches
+     * every time for a given batch size: where the backend records graphs, the first such
+     * step records them and later ones replay them (the metadata above is uploaded outside).
+     */
+    int graph = -1;
+    if (op->graph_begin && decode_only && !out->layer_hidden) {
+        uint64_t key = (uint64_t)T | (uint64_t)(out->logits != NULL) << 32 |
+                       (uint64_t)(out->norm_hidden != NULL) << 33 |
+                       (uint64_t)(out->all_logits != 0) << 34;
+        graph = op->graph_begin(be, e, key);
+    }
+    if (graph != 1) {
+        forward_ops(e, seqs, n_seqs, T, out, rows);
+        if (graph == 0 && op->graph_end(be) != HX_OK) {
+            forward_ops(e, seqs, n_seqs, T, out, rows); /* the recording failed: run plainly */
         }
     }
     if (out->act) {
         op->to_host(be, out->act, e->x, act_bytes);
     }
-    if (e->last && (out->logits || out->norm_hidden)) {
-        op->rmsnorm(be, e->x, &e->m->norm, T, (float)c->rms_eps, e->xn);
-        if (out->norm_hidden) {
-            op->to_host(be, out->norm_hidden, e->xn, act_bytes);
-        }
-        if (out->logits) {
-            int rows = T;
-            const float *src = e->xn;
-            if (!out->all_logits) { /* gather each sequence's last token */
-                rows = n_seqs;
-                t = 0;
-                for (int i = 0; i < n_seqs; i++) {
-                    t += seqs[i].n_tokens;
-                    op->copy(be, e->o + (size_t)i * hid, e->xn + (size_t)(t - 1) * hid, row_bytes);
-                }
-                src = e->o;
-            }
-            op->matmul(be, src, rows, &e->m->head, NULL, e->logits);
-            op->to_host(be, out->logits, e->logits,
-                        (size_t)rows * (size_t)c->vocab * sizeof(float));
-        }
+    if (out->norm_hidden) {
+        op->to_host(be, out->norm_hidden, e->xn, act_bytes);
+    }
+    if (out->logits) {
+        op->to_host(be, out->logits, e->logits, (size_t)rows * (size_t)c->vocab * sizeof(float));
     }
     op->sync(be);
     if (op->error && (rc = op->error(be, diag)) != HX_OK) {

@@ -146,9 +146,10 @@ static int file_for(struct loader *L, const char *name, struct eng_mapped **out)
     return HX_OK;
 }
 
-/* Find tensor name, check dtype and shape [rows, cols] (cols = 0: a vector of rows), upload. */
-static int load_tensor(struct loader *L, const char *name, int rows, int cols,
-                       struct eng_weight *out)
+/* Find tensor name, check dtype and shape [rows, cols] (cols = 0: a vector of rows); *host
+ * views its bytes in the mapping. */
+static int find_tensor(struct loader *L, const char *name, int rows, int cols,
+                       struct eng_weight *host)
 {
     struct eng_mapped *f;
     int rc = file_for(L, name, &f);
@@ -189,8 +190,50 @@ static int load_tensor(struct loader *L, const char *name, int rows, int cols,
                            "%s: tensor '%s' is not aligned to its element size in the file",
                            f->path, name);
     }
-    struct eng_weight host = {t->dtype, cols ? rows : 1, cols ? cols : rows, data};
+    *host = (struct eng_weight){t->dtype, cols ? rows : 1, cols ? cols : rows, data};
+    return HX_OK;
+}
+
+/* find_tensor, then upload to the backend. */
+static int load_tensor(struct loader *L, const char *name, int rows, int cols,
+                       struct eng_weight *out)
+{
+    struct eng_weight host;
+    int rc = find_tensor(L, name, rows, cols, &host);
+    if (rc != HX_OK) {
+        return rc;
+    }
     return L->m->be->ops->weight_upload(L->m->be, &host, out, L->diag);
+}
+
+/* Where the backend can, upload n tensors of one dtype as one row-concatenated weight (*cat)
+ * and leave the parts empty; else upload each part. */
+static int load_cat(struct loader *L, int layer, const char *const *suffix, const int *rows,
+                    int cols, int n, struct eng_weight *parts, struct eng_weight *cat)
+{
+    char name[160];
+    struct eng_weight host[3];
+    int rc;
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "model.layers.%d.%s", layer, suffix[i]);
+        if ((rc = find_tensor(L, name, rows[i], cols, &host[i])) != HX_OK) {
+            return rc;
+        }
+    }
+    int same = 1;
+    for (int i = 1; i < n; i++) {
+        same &= host[i].dtype == host[0].dtype;
+    }
+    struct eng_backend *be = L->m->be;
+    if (be->ops->weight_upload_cat && same) {
+        return be->ops->weight_upload_cat(be, host, n, cat, L->diag);
+    }
+    for (int i = 0; i < n; i++) {
+        if ((rc = be->ops->weight_upload(be, &host[i], &parts[i], L->diag)) != HX_OK) {
+            return rc;
+        }
+    }
+    return HX_OK;
 }
 
 static int load_layer(struct loader *L, int layer, struct eng_layer_weights *w)
@@ -208,18 +251,37 @@ static int load_layer(struct loader *L, int layer, struct eng_layer_weights *w)
         }                                                                                          \
     } while (0)
     LOAD("input_layernorm.weight", c->hidden, 0, &w->attn_norm);
-    LOAD("self_attn.q_proj.weight", q_out, c->hidden, &w->wq);
-    LOAD("self_attn.k_proj.weight", kv_out, c->hidden, &w->wk);
-    LOAD("self_attn.v_proj.weight", kv_out, c->hidden, &w->wv);
+    static const char *const qkv[3] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                       "self_attn.v_proj.weight"};
+    static const char *const qkv_b[3] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias",
+                                         "self_attn.v_proj.bias"};
+    static const char *const gu[2] = {"mlp.gate_proj.weight", "mlp.up_proj.weight"};
+    const int qkv_rows[3] = {q_out, kv_out, kv_out};
+    const int ffn_rows[2] = {c->ffn, c->ffn};
+    struct eng_weight parts[3] = {{0}};
+    if ((rc = load_cat(L, layer, qkv, qkv_rows, c->hidden, 3, parts, &w->wqkv)) != HX_OK) {
+        return rc;
+    }
+    w->wq = parts[0];
+    w->wk = parts[1];
+    w->wv = parts[2];
     LOAD("self_attn.o_proj.weight", c->hidden, q_out, &w->wo);
     if (c->qkv_bias) {
-        LOAD("self_attn.q_proj.bias", q_out, 0, &w->bq);
-        LOAD("self_attn.k_proj.bias", kv_out, 0, &w->bk);
-        LOAD("self_attn.v_proj.bias", kv_out, 0, &w->bv);
+        struct eng_weight bp[3] = {{0}};
+        if ((rc = load_cat(L, layer, qkv_b, qkv_rows, 0, 3, bp, &w->bqkv)) != HX_OK) {
+            return rc;
+        }
+        w->bq = bp[0];
+        w->bk = bp[1];
+        w->bv = bp[2];
     }
     LOAD("post_attention_layernorm.weight", c->hidden, 0, &w->ffn_norm);
-    LOAD("mlp.gate_proj.weight", c->ffn, c->hidden, &w->wg);
-    LOAD("mlp.up_proj.weight", c->ffn, c->hidden, &w->wu);
+    struct eng_weight gp[2] = {{0}};
+    if ((rc = load_cat(L, layer, gu, ffn_rows, c->hidden, 2, gp, &w->wgu)) != HX_OK) {
+        return rc;
+    }
+    w->wg = gp[0];
+    w->wu = gp[1];
     LOAD("mlp.down_proj.weight", c->hidden, c->ffn, &w->wd);
 #undef LOAD
     return HX_OK;
@@ -232,8 +294,10 @@ static size_t weight_bytes(const struct eng_weight *w)
 
 static size_t layer_bytes(const struct eng_layer_weights *w)
 {
-    const struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk,       &w->wv, &w->wo, &w->bq,
-                                      &w->bk,        &w->bv, &w->ffn_norm, &w->wg, &w->wu, &w->wd};
+    const struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk,       &w->wv, &w->wo,
+                                      &w->bq,        &w->bk, &w->bv,       &w->ffn_norm,
+                                      &w->wg,        &w->wu, &w->wd,       &w->wqkv,
+                                      &w->bqkv,      &w->wgu};
     size_t sum = 0;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sum += weight_bytes(all[i]);
@@ -342,9 +406,10 @@ void eng_model_free(struct eng_model *m)
     if (m->layers) {
         for (int l = 0; l < m->end - m->begin; l++) {
             struct eng_layer_weights *w = &m->layers[l];
-            struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk, &w->wv,
-                                        &w->wo,        &w->bq, &w->bk, &w->bv,
-                                        &w->ffn_norm,  &w->wg, &w->wu, &w->wd};
+            struct eng_weight *all[] = {&w->attn_norm, &w->wq,   &w->wk, &w->wv,  &w->wo,
+                                        &w->bq,        &w->bk,   &w->bv, &w->ffn_norm,
+                                        &w->wg,        &w->wu,   &w->wd, &w->wqkv,
+                                        &w->bqkv,      &w->wgu};
             for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
                 if (all[i]->data) {
                     m->be->ops->weight_release(m->be, all[i]);

@@ -170,7 +170,7 @@ TEST(engine_op_paged_attention)
         tpos[t] = t;
         tseq[t] = 0;
     }
-    struct eng_attn_batch b = {T, NH, NKV, D, 2, tpos, tseq, tables, kc, vc};
+    struct eng_attn_batch b = {T, NH, NKV, D, 2, tpos, tseq, tables, kc, vc, tpos, tseq};
     be->ops->kv_store(be, &b, k, v);
     /* the cache holds position 17's K at block 1, slot 1 */
     ASSERT_DBL_NEAR(kc[(1 * ENG_KV_BLOCK + 1) * kvd + 3], k[17 * kvd + 3], 0);

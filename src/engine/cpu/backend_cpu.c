@@ -248,6 +248,7 @@ static void cpu_destroy(struct eng_backend *be)
 
 static const struct eng_backend_ops cpu_ops = {
     .name = "cpu",
+    .kv_dtype = ENG_DTYPE_F32, /* the oracle: exact float32, as transformers' golden runs */
     .destroy = cpu_destroy,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,

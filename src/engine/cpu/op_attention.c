@@ -27,8 +27,8 @@ void cpu_op_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, con
     size_t kv_dim = (size_t)b->n_kv_heads * (size_t)b->head_dim;
     for (int t = 0; t < b->n_tokens; t++) {
         size_t off = slot_offset(b, b->tok_seq[t], b->tok_pos[t]);
-        memcpy(b->k_cache + off, k + (size_t)t * kv_dim, kv_dim * sizeof(float));
-        memcpy(b->v_cache + off, v + (size_t)t * kv_dim, kv_dim * sizeof(float));
+        memcpy((float *)b->k_cache + off, k + (size_t)t * kv_dim, kv_dim * sizeof(float));
+        memcpy((float *)b->v_cache + off, v + (size_t)t * kv_dim, kv_dim * sizeof(float));
     }
 }
 
@@ -57,8 +57,8 @@ CPU_HOT static void attn_task(void *ctx, int task, int thread)
     int seq = b->tok_seq[t];
     for (int p = 0; p <= b->tok_pos[t]; p++) {
         size_t off = slot_offset(b, seq, p) + (size_t)kvh * (size_t)d;
-        const float *kp = b->k_cache + off;
-        const float *vp = b->v_cache + off;
+        const float *kp = (const float *)b->k_cache + off;
+        const float *vp = (const float *)b->v_cache + off;
         float s = 0.0f;
         for (int i = 0; i < d; i++) {
             s += q[i] * kp[i];

@@ -5,6 +5,8 @@
 #ifndef HX_ENGINE_CUDA_CUDA_H
 #define HX_ENGINE_CUDA_CUDA_H
 
+#include <stddef.h>
+
 struct eng_backend;
 struct hx_diag;
 
@@ -18,5 +20,21 @@ const char *eng_cuda_device_name(const struct eng_backend *be);
 /* Device-memory read bandwidth in bytes/s: best of reps timed passes of a kernel summing a
  * fresh buffer of `bytes` (the anchor of decode, which streams every weight once). 0 on error. */
 double eng_cuda_read_bandwidth(struct eng_backend *be, size_t bytes, int reps);
+
+/* The high-water mark of device memory this backend has allocated (weights, KV, buffers,
+ * scratch), in bytes (backend_cuda.cu). */
+size_t eng_cuda_peak_bytes(const struct eng_backend *be);
+
+/* Per-op device time: on (1) every op is bracketed by events from then on; the report lists,
+ * per op name, calls, total ms and the bytes of weights and KV it read, as GB/s. */
+void eng_cuda_profile(struct eng_backend *be, int on);
+/* Write the profile table (one line per op, "# " prefixed) to f (a FILE *); resets it. */
+void eng_cuda_profile_report(struct eng_backend *be, void *f);
+
+/* probe.cu: the card's dense bf16 GEMM rate in FLOP/s (cuBLAS, n x n x n, bf16 inputs, fp32
+ * accumulation, random data; best of reps after a warm-up), 0 on error. */
+double eng_cuda_gemm_rate(struct eng_backend *be, int n, int reps);
+/* probe.cu: free and total device memory of be's device, bytes. */
+void eng_cuda_mem_info(struct eng_backend *be, size_t *free_b, size_t *total_b);
 
 #endif
