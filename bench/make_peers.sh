@@ -33,6 +33,14 @@ cp -r "$LC/gguf-py/gguf" "$P/python/gguf"
 rm -rf "$P/python/gguf/scripts/gguf_editor_gui.py"
 cp "$LC/convert_hf_to_gguf.py" "$P/python/"
 cp -r "$LC/conversion" "$P/python/conversion"
+# the Llama-2 tokenizer: bench_engine copies it next to the random weights (llama.cpp's
+# converter reads tokenizer.json); the GPU host has no ../shared
+T=../shared/data/tokenizers/llama2
+if [ -f "$T/tokenizer.json" ]; then
+  mkdir -p "$P/tokenizer/llama2"
+  cp "$T/tokenizer.json" "$T/tokenizer_config.json" "$P/tokenizer/llama2/"
+  chmod 644 "$P"/tokenizer/llama2/*
+fi
 find "$P" -name __pycache__ -prune -exec rm -rf {} +
 ( cd "$LC" && git log -1 --format='%H %cd' 2>/dev/null || true ) > "$P/LLAMA_CPP_COMMIT"
 grep -m1 -o 'LLAMA_BUILD_NUMBER[^)]*' "$B/CMakeCache.txt" >> "$P/LLAMA_CPP_COMMIT" 2>/dev/null || true
