@@ -13,6 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/status.h"
+#include "engine/engine.h"
+#ifdef HX_HAVE_CUDA
+#include "engine/cuda/cuda.h"
+#endif
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -119,5 +125,34 @@ int cli_parse_long(const char *s, long *out)
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int cli_backend_open(const char *device, int threads, struct eng_backend **out, char *desc,
+                     size_t desc_n, char *name, size_t name_n)
+{
+    struct hx_diag d;
+    int is_cuda = 0;
+    int index = 0;
+    *out = NULL;
+    if (eng_device_parse(device, &is_cuda, &index, &d) != HX_OK ||
+        eng_backend_open(device, threads, out, &d) != HX_OK) {
+        /* no GPU, no such GPU, or a binary without CUDA: the work cannot be done here */
+        fprintf(stderr, "hx: error: %s\n", d.msg);
+        return CLI_EXIT_USAGE;
+    }
+    const char *hw = "cpu";
+#ifdef HX_HAVE_CUDA
+    if (is_cuda) {
+        hw = eng_cuda_device_name(*out);
+        hw = hw && hw[0] ? hw : "unknown GPU";
+    }
+#endif
+    if (is_cuda) {
+        snprintf(desc, desc_n, "cuda:%d %s", index, hw);
+    } else {
+        snprintf(desc, desc_n, "cpu");
+    }
+    snprintf(name, name_n, "%s", hw);
     return 0;
 }

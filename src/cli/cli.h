@@ -48,6 +48,19 @@ int cli_resolve_model_profile(const char *name, char *out, size_t n);
 /* Resolve a bundled file: an existing path as is, else <home>/<rel>. Returns 0 or -1. */
 int cli_resolve_data(const char *path_or_rel, char *out, size_t n);
 
+struct eng_backend;
+
+/*
+ * Open the backend a --device value names (cpu, cuda, cuda:N; threads: the CPU backend's,
+ * 0 = all CPUs), as `helix generate` does. On success *out is the backend (free with
+ * eng_backend_free), desc gets the device in words for REGISTER and the logs ("cpu",
+ * "cuda:0 NVIDIA H100 80GB HBM3") and name the hardware alone ("cpu", "NVIDIA H100 80GB
+ * HBM3"); returns 0. When it cannot be opened (a binary without CUDA, no usable GPU, no such
+ * GPU) prints "hx: error: <why>" and returns CLI_EXIT_USAGE.
+ */
+int cli_backend_open(const char *device, int threads, struct eng_backend **out, char *desc,
+                     size_t desc_n, char *name, size_t name_n);
+
 /* Parse a strictly positive/non-negative number option; return 0 or -1 on junk. */
 int cli_parse_double(const char *s, double *out);
 int cli_parse_long(const char *s, long *out);

@@ -1,9 +1,10 @@
 /*
- * cmd_profile.c - `helix profile --model DIR [--threads N] [--type NAME] [--kv-bytes B]
- * [--out DIR] [--max-seconds S]`: measure one transformer layer of the model on this machine
- * (src/runtime/profile.c) and write a "model x node type" profile that `helix flow`, `helix
- * plan` and `helix simulate` accept. An existing profile of the same model in --out is kept
- * and the type added (or replaced), so several node types can be measured one after another.
+ * cmd_profile.c - `helix profile --model DIR [--device D] [--threads N] [--type NAME]
+ * [--kv-bytes B] [--out DIR] [--max-seconds S]`: measure one transformer layer of the model on
+ * this machine's CPU or GPU (src/runtime/profile.c) and write a "model x node type" profile that
+ * `helix flow`, `helix plan` and `helix simulate` accept. An existing profile of the same model in
+ * --out is kept and the type added (or replaced), so several node types can be measured one after
+ * another.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,22 +15,27 @@
 #include "base/status.h"
 #include "cli/cli.h"
 #include "core/model.h"
+#include "engine/engine.h"
 #include "runtime/runtime.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: helix profile --model DIR [options]\n"
                "\n"
-               "Measure one transformer layer of the model on this machine (CPU backend) for\n"
-               "prefill batches of growing token counts and decode batches of growing sequence\n"
-               "counts, and write the model profile the planner reads (OUT/<model>.ini and\n"
-               "OUT/profiles/<model>/<type>/{prompt,decode}_bs2time.csv, times in ms per layer).\n"
-               "A profile already in OUT for the same model keeps its other types.\n"
+               "Measure one transformer layer of the model on this machine (the engine on\n"
+               "--device) for prefill batches of growing token counts and decode batches of\n"
+               "growing sequence counts, and write the model profile the planner reads\n"
+               "(OUT/<model>.ini and OUT/profiles/<model>/<type>/{prompt,decode}_bs2time.csv,\n"
+               "times in ms per layer). A profile already in OUT for the same model keeps its\n"
+               "other types.\n"
                "\n"
                "options:\n"
                "  --model DIR        model directory (default: the bundled models/kjv-llama-6m)\n"
+               "  --device D         cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+               "                     (default cpu); exit status 2 when it cannot be opened\n"
                "  --threads N        CPU threads of the node type (default: all online CPUs)\n"
-               "  --type NAME        node type name (default cpu-t<N>)\n"
+               "  --type NAME        node type name (default cpu-t<N> on cpu; on a GPU its name\n"
+               "                     with [^A-Za-z0-9._-] as '_', e.g. NVIDIA_H100_80GB_HBM3)\n"
                "  --kv-bytes B       KV budget of a worker of this type (default: the worker's)\n"
                "  --out DIR          output directory (default profile)\n"
                "  --max-seconds S    measuring time budget (default 3)\n"
@@ -50,11 +56,16 @@ static void on_progress(void *user, const char *what, double x, double ms, int i
     }
 }
 
+static int run_profile(const char *model, const char *out, const char *type, int threads,
+                       struct eng_backend *be, const char *desc, double kv, double secs, long mil,
+                       struct progress *pg_in);
+
 int cmd_profile(int argc, char **argv)
 {
     const char *model_arg = "models/kjv-llama-6m";
     const char *out = "profile";
     const char *type = NULL;
+    const char *device = "cpu";
     long threads = 0;
     double kv = 0;
     double secs = 3;
@@ -79,6 +90,13 @@ int cmd_profile(int argc, char **argv)
             out = v;
         } else if (strcmp(a, "--type") == 0) {
             type = v;
+        } else if (strcmp(a, "--device") == 0) {
+            int is_cuda = 0;
+            int index = 0;
+            if (eng_device_parse(v, &is_cuda, &index, NULL) != 0) {
+                return cli_usage_error("profile", "bad value '%s' for --device", v);
+            }
+            device = v;
         } else if (strcmp(a, "--threads") == 0) {
             if (cli_parse_long(v, &threads) != 0 || threads < 1 || threads > 1024) {
                 return cli_usage_error("profile", "--threads wants 1..1024, not '%s'", v);
@@ -107,16 +125,46 @@ int cmd_profile(int argc, char **argv)
         threads = sysconf(_SC_NPROCESSORS_ONLN);
         threads = threads > 0 && threads <= 1024 ? threads : 1;
     }
+    struct eng_backend *be = NULL;
+    char desc[160];
+    char hw[128];
+    int urc = cli_backend_open(device, (int)threads, &be, desc, sizeof(desc), hw, sizeof(hw));
+    if (urc != 0) {
+        return urc;
+    }
+    int on_cpu = strcmp(desc, "cpu") == 0;
     char tname[32];
-    snprintf(tname, sizeof(tname), "cpu-t%ld", threads);
+    if (on_cpu) {
+        snprintf(tname, sizeof(tname), "cpu-t%ld", threads);
+    } else {
+        /* the GPU type is the card's name, as a profile type name */
+        snprintf(tname, sizeof(tname), "%.31s", hw);
+        for (char *q = tname; *q; q++) {
+            int ok = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                     (*q >= '0' && *q <= '9') || *q == '.' || *q == '_' || *q == '-';
+            *q = ok ? *q : '_';
+        }
+    }
     if (!type) {
         type = tname;
     }
+    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, secs, mil, &pg);
+    eng_backend_free(be);
+    return ret;
+}
+
+static int run_profile(const char *model, const char *out, const char *type, int threads,
+                       struct eng_backend *be, const char *desc, double kv, double secs, long mil,
+                       struct progress *pg_in)
+{
+    struct progress pg = *pg_in;
     struct rt_profile_opts o;
     memset(&o, 0, sizeof(o));
     o.model_dir = model;
     o.type = type;
-    o.threads = (int)threads;
+    o.threads = threads;
+    o.backend = be;
+    o.device = desc;
     o.kv_bytes = (uint64_t)kv;
     o.max_seconds = secs;
     o.max_input_len = (int)mil;
@@ -145,9 +193,11 @@ int cmd_profile(int argc, char **argv)
             p = probe;
         }
     }
-    if (!pg.quiet) {
-        fprintf(stderr, "hx: profiling %s (type %s, %ld threads, %.3g s) ...\n", model, type,
+    if (!pg.quiet && strcmp(desc, "cpu") == 0) {
+        fprintf(stderr, "hx: profiling %s (type %s, %d threads, %.3g s) ...\n", model, type,
                 threads, secs);
+    } else if (!pg.quiet) {
+        fprintf(stderr, "hx: profiling %s (type %s, on %s, %.3g s) ...\n", model, type, desc, secs);
     }
     if (rt_profile_measure(&o, &p, &d) != 0) {
         rt_profile_free(p);

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cli/cli.h"
+#include "engine/engine.h"
 #include "runtime/runtime.h"
 
 static volatile int g_stop;
@@ -32,8 +33,16 @@ static void usage(FILE *f)
            "  --coordinator EP   the coordinator's worker endpoint (required)\n"
            "  --name NODE        node name, [A-Za-z0-9._-]{1,63} (required)\n"
            "  --token T          shared secret (default: $HELIX_TOKEN; required)\n"
+           "  --device D         cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+           "                     (default cpu); exit status 2 when it cannot be opened\n"
            "  --threads N        CPU threads for the engine (default: all)\n"
            "  --kv-bytes B       KV cache budget in bytes (default: the engine's)\n"
+           "  --mem-bytes N      cap weights + activations + KV cache at N bytes (suffix K, M,\n"
+           "                     G, T: powers of 1024, e.g. 40G), so a big card can stand in\n"
+           "                     for a smaller one: the KV budget is N minus the weights of\n"
+           "                     the assigned layers minus the activation scratch; exit status\n"
+           "                     2 when the weights do not fit (--kv-bytes, if given,\n"
+           "                     lowers the KV budget further)\n"
            "  --listen EP        data endpoint to bind (default tcp://127.0.0.1:*); other\n"
            "                     workers connect here, so use a reachable address across hosts\n"
            "  --model DIR        model directory on this host (default: the coordinator's path)\n");
@@ -44,6 +53,7 @@ int cmd_worker(int argc, char **argv)
     struct worker_opts o;
     memset(&o, 0, sizeof(o));
     o.token = getenv("HELIX_TOKEN");
+    const char *device = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -65,6 +75,18 @@ int cmd_worker(int argc, char **argv)
             o.data_endpoint = v;
         } else if (strcmp(a, "--model") == 0) {
             o.model_dir = v;
+        } else if (strcmp(a, "--device") == 0) {
+            int is_cuda = 0;
+            int index = 0;
+            if (eng_device_parse(v, &is_cuda, &index, NULL) != 0) {
+                return cli_usage_error("worker", "bad value '%s' for --device", v);
+            }
+            device = v;
+        } else if (strcmp(a, "--mem-bytes") == 0) {
+            if (rt_size_parse(v, &o.mem_bytes) != 0 || o.mem_bytes == 0) {
+                return cli_usage_error(
+                    "worker", "--mem-bytes wants a byte count such as 40G or 512M, not '%s'", v);
+            }
         } else if (strcmp(a, "--threads") == 0) {
             if (cli_parse_long(v, &n) != 0 || n < 1 || n > 1024) {
                 return cli_usage_error("worker", "--threads wants 1..1024, not '%s'", v);
@@ -87,6 +109,16 @@ int cmd_worker(int argc, char **argv)
     if (!o.token || !o.token[0]) {
         return cli_usage_error("worker", "a shared secret is required (--token or HELIX_TOKEN)");
     }
+    /* open the device before joining: a worker that cannot compute should not register */
+    struct eng_backend *be = NULL;
+    char desc[160];
+    char hw[128];
+    int urc = cli_backend_open(device, o.threads, &be, desc, sizeof(desc), hw, sizeof(hw));
+    if (urc != 0) {
+        return urc;
+    }
+    o.backend = be;
+    o.device = desc;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -95,6 +127,12 @@ int cmd_worker(int argc, char **argv)
     o.stop = &g_stop;
     struct hx_diag d;
     int rc = worker_run(&o, &d);
+    eng_backend_free(be);
+    if (rc == HX_ERANGE) {
+        /* --mem-bytes cannot hold the assigned layers: the flag's value is wrong */
+        fprintf(stderr, "hx: error: worker %s: %s\n", o.name, d.msg);
+        return CLI_EXIT_USAGE;
+    }
     if (rc != 0) {
         return cli_error("worker %s: %s", o.name, d.msg);
     }

@@ -58,6 +58,10 @@ struct cnode {
     struct coord_node_spec spec;
     int state;
     char endpoint[PROTO_ENDPOINT_MAX + 1];
+    /* what the worker computes on, from REGISTER (updated by heartbeats) */
+    char backend[PROTO_BACKEND_MAX + 1];
+    char device[PROTO_DEVICE_MAX + 1];
+    uint64_t mem_cap_bytes; /* REGISTER.mem_bytes: the worker's --mem-bytes (0: none) */
     long kv_blocks_total;
     long kv_blocks_used; /* reserved by admitted requests */
     int n_active;
@@ -963,6 +967,11 @@ static void handle_register(struct coord *c, struct xport_msg *m)
         node_down(c, i, "registered again: restarted");
     }
     snprintf(n->endpoint, sizeof(n->endpoint), "%s", m->body.reg.endpoint);
+    snprintf(n->backend, sizeof(n->backend), "%s", m->body.reg.backend);
+    /* a worker from before the device field says only its backend */
+    snprintf(n->device, sizeof(n->device), "%s",
+             m->body.reg.device[0] ? m->body.reg.device : m->body.reg.backend);
+    n->mem_cap_bytes = m->body.reg.mem_bytes;
     n->state = NODE_LOADING;
     n->joins++;
     xport_live_seen(c->live, n->spec.name, hx_clock_now_us());
@@ -973,8 +982,8 @@ static void handle_register(struct coord *c, struct xport_msg *m)
     b.ack.node = (uint32_t)i;
     b.ack.heartbeat_ms = (uint32_t)c->o.heartbeat_ms;
     send_ctrl(c, i, &h, &b);
-    log_info("coordinator: worker %s registered (%s), assigning layers [%d, %d)", n->spec.name,
-             n->endpoint, n->spec.layer_start, n->spec.layer_end);
+    log_info("coordinator: worker %s registered (%s, %s), assigning layers [%d, %d)", n->spec.name,
+             n->endpoint, n->device, n->spec.layer_start, n->spec.layer_end);
     send_assign(c, i);
 }
 
@@ -1171,6 +1180,10 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
         c->nodes[i].hb_active = m->body.heartbeat.n_active;
         c->nodes[i].hb_kv_used = m->body.heartbeat.kv_used_bytes;
         c->nodes[i].hb_kv_total = m->body.heartbeat.kv_total_bytes;
+        if (m->body.heartbeat.device[0]) {
+            snprintf(c->nodes[i].device, sizeof(c->nodes[i].device), "%s",
+                     m->body.heartbeat.device);
+        }
         break;
     case PROTO_TYPE_TOKEN:
         handle_token(c, m);
@@ -1186,6 +1199,21 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
 }
 
 /* ---- metrics ----------------------------------------------------------------------------- */
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void add_label_value(struct strbuf *sb, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            strbuf_addc(sb, '\\');
+            strbuf_addc(sb, *s);
+        } else if (*s == '\n') {
+            strbuf_adds(sb, "\\n");
+        } else {
+            strbuf_addc(sb, *s);
+        }
+    }
+}
 
 static void metrics_render(struct coord *c)
 {
@@ -1266,6 +1294,23 @@ static void metrics_render(struct coord *c)
         strbuf_addf(&sb, "helix_node_kv_total_bytes{node=\"%s\"} %llu\n", nm,
                     (unsigned long long)n->hb_kv_total);
         strbuf_addf(&sb, "helix_node_kv_reserved_blocks{node=\"%s\"} %ld\n", nm, n->kv_blocks_used);
+    }
+    strbuf_adds(&sb, "# HELP helix_node_info What each worker that registered computes on.\n"
+                     "# TYPE helix_node_info gauge\n"
+                     "# HELP helix_node_mem_cap_bytes The worker's --mem-bytes cap (0: none).\n"
+                     "# TYPE helix_node_mem_cap_bytes gauge\n");
+    for (int i = 0; i < c->n_nodes; i++) {
+        const struct cnode *n = &c->nodes[i];
+        if (!n->device[0]) {
+            continue; /* never registered */
+        }
+        strbuf_addf(&sb, "helix_node_info{node=\"%s\",backend=\"", n->spec.name);
+        add_label_value(&sb, n->backend);
+        strbuf_adds(&sb, "\",device=\"");
+        add_label_value(&sb, n->device);
+        strbuf_adds(&sb, "\"} 1\n");
+        strbuf_addf(&sb, "helix_node_mem_cap_bytes{node=\"%s\"} %llu\n", n->spec.name,
+                    (unsigned long long)n->mem_cap_bytes);
     }
     strbuf_adds(&sb, "# TYPE helix_link_bytes_per_second gauge\n"
                      "# TYPE helix_link_tokens_per_second gauge\n"

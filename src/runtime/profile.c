@@ -1,10 +1,10 @@
 /*
  * profile.c - `helix profile`'s measuring and writing: one transformer layer of a model run by
- * the real engine (CPU backend) on this machine, for prefill batches of growing total token
- * counts and decode batches of growing sequence counts, turned into our "model x node type"
- * profile (docs/formats.md: models/<name>.ini + profiles/<name>/<type>/{prompt,decode}_bs2time.csv)
- * so that the planner, `helix flow` and `helix simulate` work from real numbers.
- * Also rt_plan_local: the planning step of `helix run --local`.
+ * the real engine (CPU backend, or the one given) on this machine, for prefill batches of growing
+ * total token counts and decode batches of growing sequence counts, turned into our "model x node
+ * type" profile (docs/formats.md: models/<name>.ini +
+ * profiles/<name>/<type>/{prompt,decode}_bs2time.csv) so that the planner, `helix flow` and `helix
+ * simulate` work from real numbers. Also rt_plan_local: the planning step of `helix run --local`.
  *
  * Derived constants (documented in docs/serving.md):
  *   avg_input_len = clamp(max_pos / 4, 1, 750), avg_output_len = clamp(max_pos / 16, 1, 240),
@@ -387,9 +387,14 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     int64_t pool[RT_MAX_SEQS];
     int n_pool = 0;
 
-    rc = eng_cpu_backend_new(nthreads, &be, diag);
-    if (rc != 0) {
-        goto out;
+    int on_cpu = !o->device || !o->device[0] || strcmp(o->device, "cpu") == 0;
+    if (o->backend) {
+        be = o->backend;
+    } else {
+        rc = eng_cpu_backend_new(nthreads, &be, diag);
+        if (rc != 0) {
+            goto out;
+        }
     }
     /* a middle layer: activations in, activations out, like most pipeline stages */
     int mid = cfg.n_layers > 1 ? cfg.n_layers / 2 : 0;
@@ -454,6 +459,9 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     snprintf(t.type, sizeof(t.type), "%s", tname);
     t.threads = nthreads;
     t.kv_bytes = o->kv_bytes;
+    if (!on_cpu) {
+        snprintf(t.device, sizeof(t.device), "%s", o->device);
+    }
     int d_max = 1;
     rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, bb, &t, &d_max, diag);
     if (rc != 0) {
@@ -604,7 +612,9 @@ out:
     rt_profile_free(fresh);
     eng_engine_free(e);
     eng_model_free(m);
-    eng_backend_free(be);
+    if (be != o->backend) {
+        eng_backend_free(be);
+    }
     return rc;
 }
 
@@ -835,10 +845,14 @@ int rt_profile_write(const struct rt_prof *p, const char *dir, char *ini_path, s
         }
     }
     strbuf_reset(&sb);
+    int on_gpu = 0;
+    for (int i = 0; i < p->n_types; i++) {
+        on_gpu |= p->types[i].device[0] && strcmp(p->types[i].device, "cpu") != 0;
+    }
     strbuf_addf(&sb,
-                "# %s: measured by `helix profile` (one layer, CPU backend, this machine).\n"
+                "# %s: measured by `helix profile` (one layer, %s, this machine).\n"
                 "# Sizes in bytes; profile CSVs: batch_tokens,ms per layer.\n\n[model]\n",
-                p->name);
+                p->name, on_gpu ? "the backend noted per type" : "CPU backend");
     strbuf_addf(&sb, "name = %s\nnum_layers = %d\nlayer_bytes = ", p->name, p->n_layers);
     cfg_format_pyfloat(&sb, p->layer_bytes);
     strbuf_adds(&sb, "\ntoken_bytes = ");
@@ -871,7 +885,10 @@ int rt_profile_write(const struct rt_prof *p, const char *dir, char *ini_path, s
     for (int i = 0; i < p->n_types; i++) {
         const struct rt_prof_type *t = &p->types[i];
         strbuf_addf(&sb, "\n[gpu %s]\n", t->type);
-        if (t->threads > 0 || t->kv_bytes > 0) {
+        if (t->device[0] && strcmp(t->device, "cpu") != 0) {
+            strbuf_addf(&sb, "# measured on %s, KV budget %llu bytes (0: default)\n", t->device,
+                        (unsigned long long)t->kv_bytes);
+        } else if (t->threads > 0 || t->kv_bytes > 0) {
             strbuf_addf(&sb, "# measured with %d threads, KV budget %llu bytes (0: default)\n",
                         t->threads, (unsigned long long)t->kv_bytes);
         }

@@ -448,6 +448,7 @@ enum str_kind {
     STR_PRINT,   /* 0x21..0x7e, non-empty (tokens, endpoints) */
     STR_TEXT,    /* any byte except control characters other than \t \n; may be empty */
     STR_TEXT_NE, /* STR_TEXT, non-empty */
+    STR_DEVICE,  /* 0x20..0x7e (printable, space allowed), non-empty */
 };
 
 static int str_ok(const char *s, size_t n, enum str_kind kind)
@@ -468,6 +469,9 @@ static int str_ok(const char *s, size_t n, enum str_kind kind)
             break;
         case STR_PRINT:
             ok = c >= 0x21 && c <= 0x7e;
+            break;
+        case STR_DEVICE:
+            ok = c >= 0x20 && c <= 0x7e;
             break;
         default:
             ok = (c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n';
@@ -598,6 +602,25 @@ static int r_str(struct rd *r, const char *field, char *dst, size_t max, enum st
     return HX_OK;
 }
 
+/*
+ * An optional trailing string (REGISTER.device, HEARTBEAT.device): absent when no bytes are
+ * left (dst = ""), else a non-empty string of its kind, so that absent and present encode
+ * differently and the encoding stays canonical.
+ */
+static int r_str_opt(struct rd *r, const char *field, char *dst, size_t max, enum str_kind kind)
+{
+    dst[0] = '\0';
+    if (r->left == 0) {
+        return HX_OK;
+    }
+    if (r->left < 2) {
+        return hx_diag_set(r->d, HX_EPROTO,
+                           "proto: %s body has %zu trailing bytes (too short for the optional %s)",
+                           r->type, r->left, field);
+    }
+    return r_str(r, field, dst, max, kind);
+}
+
 static int check_layers(const char *t, uint32_t start, uint32_t end, uint32_t n_layers,
                         struct hx_diag *d)
 {
@@ -630,7 +653,9 @@ static int body_check(int type, const union proto_body *b, struct hx_diag *d)
             (rc = enc_str("REGISTER.token", b->reg.token, PROTO_AUTH_MAX, STR_PRINT, d)) ||
             (rc = enc_str("REGISTER.backend", b->reg.backend, PROTO_BACKEND_MAX, STR_BACKEND, d)) ||
             (rc =
-                 enc_str("REGISTER.endpoint", b->reg.endpoint, PROTO_ENDPOINT_MAX, STR_PRINT, d))) {
+                 enc_str("REGISTER.endpoint", b->reg.endpoint, PROTO_ENDPOINT_MAX, STR_PRINT, d)) ||
+            (b->reg.device[0] &&
+             (rc = enc_str("REGISTER.device", b->reg.device, PROTO_DEVICE_MAX, STR_DEVICE, d)))) {
             return rc;
         }
         if (b->reg.threads == 0) {
@@ -673,7 +698,9 @@ static int body_check(int type, const union proto_body *b, struct hx_diag *d)
     case PROTO_TYPE_READY:
         return check_layers("READY", b->ready.layer_start, b->ready.layer_end, 0, d);
     case PROTO_TYPE_HEARTBEAT:
-        return HX_OK;
+        return b->heartbeat.device[0] ? enc_str("HEARTBEAT.device", b->heartbeat.device,
+                                                PROTO_DEVICE_MAX, STR_DEVICE, d)
+                                      : HX_OK;
     case PROTO_TYPE_TOKEN:
         return check_logprob(&b->token, d);
     case PROTO_TYPE_ERROR:
@@ -706,6 +733,9 @@ int proto_body_encode(int type, const union proto_body *b, struct strbuf *out, s
         w_u32(&w, b->reg.threads);
         w_u64(&w, b->reg.kv_bytes);
         w_u64(&w, b->reg.mem_bytes);
+        if (b->reg.device[0]) {
+            w_str(&w, b->reg.device);
+        }
         break;
     case PROTO_TYPE_REGISTER_ACK:
         w_u32(&w, b->ack.node);
@@ -739,6 +769,9 @@ int proto_body_encode(int type, const union proto_body *b, struct strbuf *out, s
         w_u32(&w, b->heartbeat.n_active);
         w_u64(&w, b->heartbeat.kv_used_bytes);
         w_u64(&w, b->heartbeat.kv_total_bytes);
+        if (b->heartbeat.device[0]) {
+            w_str(&w, b->heartbeat.device);
+        }
         break;
     case PROTO_TYPE_TOKEN:
         w_u32(&w, (uint32_t)b->token.token_id);
@@ -821,7 +854,7 @@ static int decode_body(int type, struct rd *r, union proto_body *b)
         if (b->reg.threads == 0) {
             return hx_diag_set(r->d, HX_EPROTO, "proto: REGISTER: threads 0");
         }
-        return HX_OK;
+        return r_str_opt(r, "device", b->reg.device, PROTO_DEVICE_MAX, STR_DEVICE);
     case PROTO_TYPE_REGISTER_ACK:
         if ((rc = r_u32(r, "node", &b->ack.node)) ||
             (rc = r_u32(r, "heartbeat_ms", &b->ack.heartbeat_ms))) {
@@ -858,7 +891,7 @@ static int decode_body(int type, struct rd *r, union proto_body *b)
             return rc;
         }
         b->heartbeat.time_us = (int64_t)u64;
-        return HX_OK;
+        return r_str_opt(r, "device", b->heartbeat.device, PROTO_DEVICE_MAX, STR_DEVICE);
     case PROTO_TYPE_TOKEN:
         if ((rc = r_u32(r, "token_id", &u32))) {
             return rc;

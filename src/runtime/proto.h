@@ -40,6 +40,7 @@ struct strbuf;
 #define PROTO_BACKEND_MAX 15
 #define PROTO_ENDPOINT_MAX 255
 #define PROTO_TEXT_MAX 1023
+#define PROTO_DEVICE_MAX 127
 #define PROTO_MAX_PEERS 256
 
 enum proto_type {
@@ -114,7 +115,11 @@ struct proto_register {
     char endpoint[PROTO_ENDPOINT_MAX + 1]; /* where this worker's data socket listens */
     uint32_t threads;
     uint64_t kv_bytes;  /* memory the worker can give to KV cache */
-    uint64_t mem_bytes; /* total memory for weights + KV */
+    uint64_t mem_bytes; /* total memory for weights + KV (the --mem-bytes cap; 0: none) */
+    /* Optional trailing field: what the worker computes on, printable ASCII (0x20..0x7e),
+     * 1..127 bytes ("cpu", "cuda:0 NVIDIA H100 80GB HBM3"). "" = absent: not on the wire
+     * (a body without it is a worker from before the field). */
+    char device[PROTO_DEVICE_MAX + 1];
 };
 
 struct proto_register_ack {
@@ -165,6 +170,7 @@ struct proto_heartbeat {
     uint32_t n_active;
     uint64_t kv_used_bytes;
     uint64_t kv_total_bytes;
+    char device[PROTO_DEVICE_MAX + 1]; /* optional trailing field, as in proto_register */
 };
 
 struct proto_token {

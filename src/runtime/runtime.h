@@ -22,6 +22,8 @@
 struct hx_diag;
 struct strbuf;
 struct model_profile;
+struct eng_backend;
+struct eng_config;
 
 #define RT_NAME_MAX 63       /* = PROTO_NAME_MAX */
 #define RT_MAX_NODES 64      /* workers one coordinator drives */
@@ -39,6 +41,21 @@ struct worker_opts {
     const char *model_dir;     /* overrides the model path sent in ASSIGN (NULL: use it) */
     int threads;               /* CPU backend threads (<= 0: all online CPUs) */
     uint64_t kv_bytes;         /* KV budget (0: the engine's default) */
+    /*
+     * Cap on this worker's weights + activation scratch + KV cache (0: none; then kv_bytes
+     * applies). Once the layer range is known the KV budget becomes mem_bytes - the range's
+     * weight bytes - worker_act_bytes() (worker_mem_budget), so one big card can stand in for
+     * a smaller one. A kv_bytes below that budget lowers it further.
+     */
+    uint64_t mem_bytes;
+    /* The backend to compute on (borrowed; must outlive worker_run), e.g. from
+     * eng_backend_open. NULL: a CPU backend of `threads` threads, opened at assignment. */
+    struct eng_backend *backend;
+    /* What the worker reports in REGISTER and heartbeats, e.g. "cpu" or
+     * "cuda:0 NVIDIA H100 80GB HBM3" (bytes outside 0x20..0x7e become '?', cut at
+     * PROTO_DEVICE_MAX). REGISTER.backend is "cuda" when it starts with "cuda", else "cpu".
+     * NULL: "cpu". */
+    const char *device;
     /* Polled every loop iteration (<= 50 ms): the worker exits cleanly once *stop != 0. */
     volatile int *stop;
 };
@@ -47,9 +64,30 @@ struct worker_opts {
  * Register with the coordinator, load the assigned layers, then serve until SHUTDOWN or *stop.
  * Returns 0 on a clean exit, HX_EAUTH (the coordinator refused our token), HX_EINVAL
  * (refused: unknown name, bad options), HX_EFULL (name taken), HX_ETIMEDOUT (no coordinator),
- * or a load error (HX_EIO, HX_EPARSE, ...) with diag naming the cause.
+ * HX_ERANGE (mem_bytes cannot hold the assigned range: diag names the numbers), or a load
+ * error (HX_EIO, HX_EPARSE, ...) with diag naming the cause.
  */
 int worker_run(const struct worker_opts *o, struct hx_diag *diag);
+
+/*
+ * The activation allowance under a memory cap: the engine's scratch for a step of max_tokens
+ * tokens (float32 x, xn, o [hidden]; q, att [heads x head_dim]; k, v [kv_heads x head_dim];
+ * gate, up [ffn]; logits [vocab] on the last stage), an estimate from the config.
+ */
+uint64_t worker_act_bytes(const struct eng_config *cfg, int max_tokens, int last);
+/*
+ * The KV budget a memory cap leaves: mem_bytes - weight_bytes - act_bytes into *kv_bytes.
+ * HX_ERANGE when nothing is left, with diag naming all three numbers ("--mem-bytes N cannot
+ * hold the weights of layers [s, e): W bytes").
+ */
+int worker_mem_budget(uint64_t mem_bytes, uint64_t weight_bytes, uint64_t act_bytes,
+                      int layer_start, int layer_end, uint64_t *kv_bytes, struct hx_diag *diag);
+/*
+ * Parse a byte count: decimal digits with an optional K, M, G or T suffix (binary: 1024^n,
+ * either case), optionally followed by "B" or "iB": "4096", "512M", "40G", "1GiB".
+ * 0, or HX_EINVAL on junk, an empty number or overflow of 64 bits.
+ */
+int rt_size_parse(const char *s, uint64_t *out);
 
 /* ---- coordinator ------------------------------------------------------------------------- */
 
@@ -204,6 +242,7 @@ struct rt_prof_type {
     char type[32];
     int threads;       /* CPU backend threads it was measured with */
     uint64_t kv_bytes; /* the KV budget the kv_blocks come from (0: the worker default) */
+    char device[64];   /* "" or "cpu": the CPU backend; else the GPU it was measured on */
     int max_layers;
     int *kv_blocks;           /* [max_layers], k = 1..max_layers */
     int *prompt_max_requests; /* [max_layers] */
@@ -238,8 +277,14 @@ struct rt_profile_opts {
     const char *model_dir; /* HF model directory */
     const char *type;      /* node type name ([A-Za-z0-9._-]{1,31}); NULL: "cpu-t<threads>" */
     int threads;           /* CPU backend threads (<= 0: all online CPUs) */
-    uint64_t kv_bytes;     /* KV budget of a worker of this type (0: the worker's default) */
-    double max_seconds;    /* measuring time budget (<= 0: 3 s); at least one run per point */
+    /* Measure on this backend (borrowed, e.g. eng_backend_open("cuda:0")); NULL: the CPU
+     * backend with `threads` threads. */
+    struct eng_backend *backend;
+    /* The backend in words for the profile's comments ("cuda:0 NVIDIA H100 80GB HBM3");
+     * NULL or "cpu": the CPU backend (the comments then read as they always did). */
+    const char *device;
+    uint64_t kv_bytes;  /* KV budget of a worker of this type (0: the worker's default) */
+    double max_seconds; /* measuring time budget (<= 0: 3 s); at least one run per point */
     /* Longest prompt of the workload (max_input_len; 0: half the model's context). Larger
      * than the context is allowed (prompts of a batch are then measured as several
      * sequences), e.g. 2048 to simulate the bundled Azure traces on a short-context model. */
@@ -250,15 +295,15 @@ struct rt_profile_opts {
 };
 
 /*
- * Measure one transformer layer of the model on this machine (CPU backend, o->threads) for
- * prefill batches of growing total token counts and decode batches of growing sequence counts
- * (each sequence at a realistic context: avg_input_len + avg_output_len / 2), and derive the
- * type's constants (kv_blocks per k from the KV budget, prompt_max_requests, decode_max_tokens,
- * typical layers, initial perf). Adds the type to *inout (replacing one of the same name), or
- * creates the profile when *inout is NULL. Times are the minimum over the repetitions that fit
- * the budget (the least-disturbed run on a shared machine). Returns 0, HX_EINVAL (bad options,
- * a KV budget that cannot hold one full-context sequence with one layer, a profile of another
- * model), or the engine's load/step errors.
+ * Measure one transformer layer of the model on this machine (o->backend, or the CPU backend
+ * with o->threads) for prefill batches of growing total token counts and decode batches of
+ * growing sequence counts (each sequence at a realistic context: avg_input_len +
+ * avg_output_len / 2), and derive the type's constants (kv_blocks per k from the KV budget,
+ * prompt_max_requests, decode_max_tokens, typical layers, initial perf). Adds the type to *inout
+ * (replacing one of the same name), or creates the profile when *inout is NULL. Times are the
+ * minimum over the repetitions that fit the budget (the least-disturbed run on a shared machine).
+ * Returns 0, HX_EINVAL (bad options, a KV budget that cannot hold one full-context sequence with
+ * one layer, a profile of another model), or the engine's load/step errors.
  */
 int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
                        struct hx_diag *diag);

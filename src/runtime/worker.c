@@ -59,8 +59,11 @@ struct worker {
     int last;
     struct peer_conn *peers;
     int n_peers;
+    /* what we report in REGISTER and heartbeats ("cpu", "cuda:0 <GPU name>") */
+    char device[PROTO_DEVICE_MAX + 1];
     /* engine */
     struct eng_backend *be;
+    int own_be; /* be was opened here (no o->backend): free it */
     struct eng_model *model;
     struct eng_engine *eng;
     int hidden;
@@ -143,6 +146,7 @@ static void send_heartbeat(struct worker *w)
         b.heartbeat.kv_used_bytes = (uint64_t)used * bb;
         b.heartbeat.kv_total_bytes = (uint64_t)total * bb;
     }
+    snprintf(b.heartbeat.device, sizeof(b.heartbeat.device), "%s", w->device);
     struct hx_diag d;
     if (xport_send_body(w->ctrl, NULL, &h, &b, &d) != 0) {
         log_debug("worker %s: heartbeat not sent: %s", w->o->name, d.msg);
@@ -215,10 +219,18 @@ static int load_assignment(struct worker *w, const struct proto_assign *a, struc
         return 0;
     }
     const char *model = w->o->model_dir ? w->o->model_dir : a->model;
-    int rc = eng_cpu_backend_new(w->o->threads, &w->be, diag);
-    if (rc != 0) {
-        return rc;
+    int rc = HX_OK;
+    if (!w->be && w->o->backend) {
+        w->be = w->o->backend;
+    } else if (!w->be) {
+        rc = eng_cpu_backend_new(w->o->threads, &w->be, diag);
+        if (rc != 0) {
+            return rc;
+        }
+        w->own_be = 1;
     }
+    eng_model_free(w->model); /* a load that failed before the engine existed */
+    w->model = NULL;
     rc = eng_model_load(model, (int)a->layer_start, (int)a->layer_end, w->be, &w->model, diag);
     if (rc != 0) {
         return rc;
@@ -234,8 +246,40 @@ static int load_assignment(struct worker *w, const struct proto_assign *a, struc
     eo.max_ctx = cfg->max_pos;
     eo.max_tokens = cfg->max_pos < 256 ? 256 : cfg->max_pos; /* one whole prompt per message */
     eo.kv_bytes = (size_t)w->o->kv_bytes;
+    uint64_t weights = (uint64_t)eng_model_weight_bytes(w->model);
+    uint64_t act = 0;
+    if (w->o->mem_bytes > 0) {
+        int last = (int)a->layer_end == cfg->n_layers;
+        act = worker_act_bytes(cfg, eo.max_tokens, last);
+        uint64_t kv = 0;
+        rc = worker_mem_budget(w->o->mem_bytes, weights, act, (int)a->layer_start,
+                               (int)a->layer_end, &kv, diag);
+        if (rc != 0) {
+            return rc;
+        }
+        if (w->o->kv_bytes > 0 && w->o->kv_bytes < kv) {
+            kv = w->o->kv_bytes; /* --kv-bytes lowers it further */
+        }
+        eo.kv_bytes = (size_t)kv;
+        log_info("worker %s: --mem-bytes %llu: weights %llu + activations %llu + KV %llu bytes",
+                 w->o->name, (unsigned long long)w->o->mem_bytes, (unsigned long long)weights,
+                 (unsigned long long)act, (unsigned long long)kv);
+    }
     rc = eng_engine_new(w->model, &eo, &w->eng, diag);
     if (rc != 0) {
+        if (w->o->mem_bytes > 0) {
+            /* e.g. a KV budget below one block: still the cap's fault */
+            char why[sizeof(diag->msg)];
+            snprintf(why, sizeof(why), "%s", diag->msg);
+            hx_diag_clear(diag);
+            return hx_diag_set(diag, HX_ERANGE,
+                               "--mem-bytes %llu leaves %llu bytes for the KV cache after the "
+                               "weights (%llu bytes) and activations (%llu bytes) of layers "
+                               "[%u, %u): %s",
+                               (unsigned long long)w->o->mem_bytes, (unsigned long long)eo.kv_bytes,
+                               (unsigned long long)weights, (unsigned long long)act, a->layer_start,
+                               a->layer_end, why);
+        }
         return rc;
     }
     eng_engine_get_opts(w->eng, &eo);
@@ -594,7 +638,9 @@ static void worker_release(struct worker *w)
     peers_free(w);
     eng_engine_free(w->eng);
     eng_model_free(w->model);
-    eng_backend_free(w->be);
+    if (w->own_be) {
+        eng_backend_free(w->be);
+    }
     xfree(w->act_out);
     xfree(w->logits);
     xfree(w->tok_in);
@@ -617,7 +663,10 @@ static int join_once(struct worker *w, struct hx_diag *diag)
     memset(&reg, 0, sizeof(reg));
     snprintf(reg.name, sizeof(reg.name), "%s", w->o->name);
     snprintf(reg.token, sizeof(reg.token), "%s", w->o->token);
-    snprintf(reg.backend, sizeof(reg.backend), "cpu");
+    snprintf(reg.backend, sizeof(reg.backend), "%s",
+             strncmp(w->device, "cuda", 4) == 0 ? "cuda" : "cpu");
+    snprintf(reg.device, sizeof(reg.device), "%s", w->device);
+    reg.mem_bytes = w->o->mem_bytes;
     snprintf(reg.endpoint, sizeof(reg.endpoint), "%s", xport_endpoint(w->data));
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     reg.threads = (uint32_t)(w->o->threads > 0 ? w->o->threads : online > 0 ? online : 1);
@@ -717,6 +766,103 @@ static void forget_all(struct worker *w)
     w->assigned = 0;
 }
 
+/* The device description as sent: printable ASCII, at most PROTO_DEVICE_MAX bytes. */
+static void device_copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src && src[0] ? src : "cpu");
+    for (char *p = dst; *p; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+            *p = '?';
+        }
+    }
+}
+
+uint64_t worker_act_bytes(const struct eng_config *cfg, int max_tokens, int last)
+{
+    uint64_t t = max_tokens > 0 ? (uint64_t)max_tokens : 0;
+    uint64_t hd = cfg->head_dim > 0 ? (uint64_t)cfg->head_dim : 0;
+    uint64_t q = (uint64_t)(cfg->n_heads > 0 ? cfg->n_heads : 0) * hd;
+    uint64_t kv = (uint64_t)(cfg->n_kv_heads > 0 ? cfg->n_kv_heads : 0) * hd;
+    uint64_t per_token = 3 * (uint64_t)(cfg->hidden > 0 ? cfg->hidden : 0) + 2 * q + 2 * kv +
+                         2 * (uint64_t)(cfg->ffn > 0 ? cfg->ffn : 0) +
+                         (last ? (uint64_t)(cfg->vocab > 0 ? cfg->vocab : 0) : 0);
+    return 4 * t * per_token;
+}
+
+int worker_mem_budget(uint64_t mem_bytes, uint64_t weight_bytes, uint64_t act_bytes,
+                      int layer_start, int layer_end, uint64_t *kv_bytes, struct hx_diag *diag)
+{
+    *kv_bytes = 0;
+    if (weight_bytes >= mem_bytes) {
+        return hx_diag_set(diag, HX_ERANGE,
+                           "--mem-bytes %llu cannot hold the weights of layers [%d, %d): %llu "
+                           "bytes",
+                           (unsigned long long)mem_bytes, layer_start, layer_end,
+                           (unsigned long long)weight_bytes);
+    }
+    if (act_bytes >= mem_bytes - weight_bytes) {
+        return hx_diag_set(diag, HX_ERANGE,
+                           "--mem-bytes %llu leaves no KV cache for layers [%d, %d): weights %llu "
+                           "+ activations %llu bytes",
+                           (unsigned long long)mem_bytes, layer_start, layer_end,
+                           (unsigned long long)weight_bytes, (unsigned long long)act_bytes);
+    }
+    *kv_bytes = mem_bytes - weight_bytes - act_bytes;
+    return HX_OK;
+}
+
+int rt_size_parse(const char *s, uint64_t *out)
+{
+    *out = 0;
+    if (!s || !(*s >= '0' && *s <= '9')) {
+        return HX_EINVAL;
+    }
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        uint64_t d = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return HX_EINVAL;
+        }
+        v = v * 10 + d;
+    }
+    int shift = 0;
+    switch (*s) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        break;
+    default:
+        break;
+    }
+    if (shift) {
+        s++;
+        if (s[0] == 'i' && s[1] == 'B') {
+            s += 2;
+        } else if (s[0] == 'B') {
+            s++;
+        }
+    } else if (s[0] == 'B') {
+        s++;
+    }
+    if (*s != '\0' || (shift && v > (UINT64_MAX >> shift))) {
+        return HX_EINVAL;
+    }
+    *out = v << shift;
+    return HX_OK;
+}
+
 int worker_run(const struct worker_opts *o, struct hx_diag *diag)
 {
     hx_diag_clear(diag);
@@ -726,6 +872,7 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
     struct worker w;
     memset(&w, 0, sizeof(w));
     w.o = o;
+    device_copy(w.device, sizeof(w.device), o->device);
     int rc = xport_ctx_new(&w.ctx, diag);
     if (rc == 0) {
         rc = xport_router_bind(w.ctx, o->data_endpoint ? o->data_endpoint : "tcp://127.0.0.1:*",

@@ -772,3 +772,165 @@ TEST(runtime_proto_header_advance_along_route)
     proto_header_init(&c, PROTO_TYPE_TOKEN);
     ASSERT_ERR(proto_header_advance(&c, PROTO_DTYPE_F32, 8, NULL), HX_EPROTO);
 }
+
+/* A valid REGISTER with the optional trailing device string (or without when dev is NULL). */
+static void bb_reg_dev(struct bb *w, const char *dev, size_t dev_len)
+{
+    bb_reg(w, "w1", 2, "tok", 4);
+    if (dev) {
+        bb_str(w, dev, dev_len);
+    }
+}
+
+static void bb_hb(struct bb *w, const char *dev, size_t dev_len)
+{
+    w->n = 0;
+    bb_u64(w, 7);
+    bb_u32(w, 1);
+    bb_u64(w, 100);
+    bb_u64(w, 200);
+    if (dev) {
+        bb_str(w, dev, dev_len);
+    }
+}
+
+/* Re-encoding a decoded body gives the same bytes (the encoding stays canonical). */
+static void expect_reencodes(int type, const struct bb *w, union proto_body *o)
+{
+    ASSERT_OK(proto_body_decode(type, w->b, w->n, o, NULL));
+    struct strbuf sb;
+    strbuf_init(&sb);
+    ASSERT_OK(proto_body_encode(type, o, &sb, NULL));
+    ASSERT_EQ(sb.len, w->n);
+    ASSERT(memcmp(sb.buf, w->b, w->n) == 0);
+    strbuf_release(&sb);
+}
+
+TEST(runtime_proto_device_field_roundtrip_and_old_bodies)
+{
+    union proto_body b;
+    union proto_body o;
+    memset(&b, 0, sizeof(b));
+    snprintf(b.reg.name, sizeof(b.reg.name), "h100-0");
+    snprintf(b.reg.token, sizeof(b.reg.token), "tok");
+    snprintf(b.reg.backend, sizeof(b.reg.backend), "cuda");
+    snprintf(b.reg.endpoint, sizeof(b.reg.endpoint), "tcp://10.0.0.3:6001");
+    b.reg.threads = 1;
+    b.reg.mem_bytes = 24ull << 30;
+    snprintf(b.reg.device, sizeof(b.reg.device), "cuda:0 NVIDIA H100 80GB HBM3");
+    struct strbuf sb;
+    strbuf_init(&sb);
+    ASSERT_OK(proto_body_encode(PROTO_TYPE_REGISTER, &b, &sb, NULL));
+    ASSERT_OK(proto_body_decode(PROTO_TYPE_REGISTER, sb.buf, sb.len, &o, NULL));
+    ASSERT_STR_EQ(o.reg.device, "cuda:0 NVIDIA H100 80GB HBM3");
+    ASSERT_EQ(o.reg.mem_bytes, 24ull << 30);
+    /* the field is the last 2 + 28 bytes: without them it is a body of before the field */
+    size_t old_len = sb.len - 2 - strlen(b.reg.device);
+    ASSERT_OK(proto_body_decode(PROTO_TYPE_REGISTER, sb.buf, old_len, &o, NULL));
+    ASSERT_STR_EQ(o.reg.device, "");
+    ASSERT_STR_EQ(o.reg.backend, "cuda");
+    /* and a body without the field encodes without it */
+    b.reg.device[0] = '\0';
+    struct strbuf sb2;
+    strbuf_init(&sb2);
+    ASSERT_OK(proto_body_encode(PROTO_TYPE_REGISTER, &b, &sb2, NULL));
+    ASSERT_EQ(sb2.len, old_len);
+    ASSERT(memcmp(sb2.buf, sb.buf, old_len) == 0);
+    strbuf_release(&sb2);
+    strbuf_release(&sb);
+
+    memset(&b, 0, sizeof(b));
+    b.heartbeat.time_us = -5;
+    b.heartbeat.n_active = 3;
+    b.heartbeat.kv_used_bytes = 10;
+    b.heartbeat.kv_total_bytes = 20;
+    snprintf(b.heartbeat.device, sizeof(b.heartbeat.device), "cpu");
+    strbuf_init(&sb);
+    ASSERT_OK(proto_body_encode(PROTO_TYPE_HEARTBEAT, &b, &sb, NULL));
+    ASSERT_EQ(sb.len, 28 + 2 + 3);
+    ASSERT_OK(proto_body_decode(PROTO_TYPE_HEARTBEAT, sb.buf, sb.len, &o, NULL));
+    ASSERT_STR_EQ(o.heartbeat.device, "cpu");
+    ASSERT_EQ(o.heartbeat.n_active, 3);
+    ASSERT_EQ(o.heartbeat.time_us, -5);
+    ASSERT_OK(proto_body_decode(PROTO_TYPE_HEARTBEAT, sb.buf, 28, &o, NULL));
+    ASSERT_STR_EQ(o.heartbeat.device, "");
+    strbuf_release(&sb);
+
+    /* the longest device string fits; hand-built bodies re-encode byte for byte */
+    char dev[PROTO_DEVICE_MAX + 8];
+    memset(dev, 'x', sizeof(dev));
+    struct bb w;
+    bb_reg_dev(&w, dev, PROTO_DEVICE_MAX);
+    expect_reencodes(PROTO_TYPE_REGISTER, &w, &o);
+    ASSERT_EQ(strlen(o.reg.device), PROTO_DEVICE_MAX);
+    bb_reg_dev(&w, NULL, 0);
+    expect_reencodes(PROTO_TYPE_REGISTER, &w, &o);
+    bb_hb(&w, "cuda:3 NVIDIA L4", 16);
+    expect_reencodes(PROTO_TYPE_HEARTBEAT, &w, &o);
+    ASSERT_STR_EQ(o.heartbeat.device, "cuda:3 NVIDIA L4");
+}
+
+TEST(runtime_proto_device_field_malformed)
+{
+    struct bb w;
+    char dev[PROTO_DEVICE_MAX + 8];
+    memset(dev, 'x', sizeof(dev));
+    /* oversized */
+    bb_reg_dev(&w, dev, PROTO_DEVICE_MAX + 1);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "device of 128 bytes exceeds 127");
+    bb_hb(&w, dev, PROTO_DEVICE_MAX + 1);
+    expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "device of 128 bytes exceeds 127");
+    /* present but empty: not canonical (absent is how "no device" is said) */
+    bb_reg_dev(&w, "", 0);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "device is empty or has bad characters");
+    bb_hb(&w, "", 0);
+    expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "device is empty or has bad characters");
+    /* control characters, DEL, bytes >= 0x80 */
+    bb_reg_dev(&w, "cuda:0\nX", 8);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "device");
+    bb_reg_dev(&w, "cpu\x7f", 4);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "device");
+    bb_hb(&w, "GPU \xc3\xa9", 6);
+    expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "device");
+    bb_hb(&w, "a\0b", 3);
+    expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "device");
+    /* one stray byte after mem_bytes, a length past the end, bytes after the field */
+    bb_reg_dev(&w, NULL, 0);
+    w.b[w.n++] = 3;
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "trailing");
+    bb_hb(&w, "cpu", 3);
+    w.b[28] = 9; /* claims 9 bytes, has 3 */
+    expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "truncated at device");
+    bb_hb(&w, "cpu", 3);
+    w.b[w.n++] = 0;
+    expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "trailing");
+    bb_reg_dev(&w, "cpu", 3);
+    bb_str(&w, "cpu", 3);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "trailing");
+
+    /* the encoder refuses what the decoder would */
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    snprintf(b.reg.name, sizeof(b.reg.name), "w1");
+    snprintf(b.reg.token, sizeof(b.reg.token), "tok");
+    snprintf(b.reg.backend, sizeof(b.reg.backend), "cpu");
+    snprintf(b.reg.endpoint, sizeof(b.reg.endpoint), "tcp://x:1");
+    b.reg.threads = 1;
+    snprintf(b.reg.device, sizeof(b.reg.device), "cpu\tx");
+    struct strbuf sb;
+    strbuf_init(&sb);
+    struct hx_diag d = {0};
+    ASSERT_ERR(proto_body_encode(PROTO_TYPE_REGISTER, &b, &sb, &d), HX_EPROTO);
+    ASSERT_CONTAINS(d.msg, "REGISTER.device");
+    memset(b.reg.device, 'x', sizeof(b.reg.device)); /* no terminator within 128 bytes */
+    hx_diag_clear(&d);
+    ASSERT_ERR(proto_body_encode(PROTO_TYPE_REGISTER, &b, &sb, &d), HX_EPROTO);
+    ASSERT_CONTAINS(d.msg, "REGISTER.device longer than 127");
+    memset(&b, 0, sizeof(b));
+    snprintf(b.heartbeat.device, sizeof(b.heartbeat.device), "\x01");
+    hx_diag_clear(&d);
+    ASSERT_ERR(proto_body_encode(PROTO_TYPE_HEARTBEAT, &b, &sb, &d), HX_EPROTO);
+    ASSERT_CONTAINS(d.msg, "HEARTBEAT.device");
+    ASSERT_EQ(sb.len, 0);
+    strbuf_release(&sb);
+}
