@@ -188,6 +188,9 @@ int main(int argc, char **argv)
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
                 passed++;
                 printf("ok %zu - %s (%.2fs)\n", reported, name, secs);
+                if (getenv("HX_TEST_SHOW")) { /* what the passing test printed */
+                    dump_file(r.log);
+                }
             } else if (WIFEXITED(status) && WEXITSTATUS(status) == TEST_SKIP_CODE) {
                 char why[512];
                 skipped++;

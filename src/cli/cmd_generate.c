@@ -34,6 +34,7 @@ struct gen_opts {
     long seed;
     long threads;
     const char *device;
+    const char *kv_dtype; /* NULL: the backend's default */
     int json;
     int layer_begin;
     int layer_end; /* -1: all */
@@ -57,6 +58,7 @@ static void usage(FILE *out)
             "  --seed S             sampler seed                     (default 0)\n"
             "  --threads N          CPU threads, 0 = all online CPUs (default 0)\n"
             "  --device D           cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+            "  --kv-dtype T         KV cache elements: bf16 (the GPU's default) or f32 (the CPU's)\n"
             "                       (default cpu)\n"
             "  --max-tokens N       tokens per forward step (prefill chunk) (default 256)\n"
             "  --json               print prompt_ids, generated_ids, text, tokens_per_second\n"
@@ -347,6 +349,7 @@ int cmd_generate(int argc, char **argv)
         OPT_HIDDEN_IN,
         OPT_MAX_TOKENS,
         OPT_DEVICE,
+        OPT_KV_DTYPE,
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
@@ -364,6 +367,7 @@ int cmd_generate(int argc, char **argv)
         {"hidden-in", required_argument, NULL, OPT_HIDDEN_IN},
         {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"kv-dtype", required_argument, NULL, OPT_KV_DTYPE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -416,6 +420,10 @@ int cmd_generate(int argc, char **argv)
             o.device = optarg;
             break;
         }
+        case OPT_KV_DTYPE:
+            bad = strcmp(optarg, "bf16") != 0 && strcmp(optarg, "f32") != 0;
+            o.kv_dtype = optarg;
+            break;
         case OPT_LAYERS:
             bad = parse_layers(optarg, &o.layer_begin, &o.layer_end);
             break;
@@ -496,6 +504,11 @@ int cmd_generate(int argc, char **argv)
     if (eng_backend_open(o.device, (int)o.threads, &be, &d) != HX_OK) {
         /* no GPU, no such GPU, or a binary without CUDA: the request cannot be served here */
         fprintf(stderr, "hx: error: %s\n", d.msg);
+        ret = CLI_EXIT_USAGE;
+        goto done;
+    }
+    if (o.kv_dtype && eng_backend_set_kv_dtype(be, o.kv_dtype, &d) != HX_OK) {
+        fprintf(stderr, "hx: error: --kv-dtype %s: %s\n", o.kv_dtype, d.msg);
         ret = CLI_EXIT_USAGE;
         goto done;
     }

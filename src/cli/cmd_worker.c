@@ -34,6 +34,7 @@ static void usage(FILE *f)
            "  --name NODE        node name, [A-Za-z0-9._-]{1,63} (required)\n"
            "  --token T          shared secret (default: $HELIX_TOKEN; required)\n"
            "  --device D         cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+           "  --kv-dtype T       KV cache elements: bf16 (the GPU's default) or f32 (the CPU's)\n"
            "                     (default cpu); exit status 2 when it cannot be opened\n"
            "  --threads N        CPU threads for the engine (default: all)\n"
            "  --kv-bytes B       KV cache budget in bytes (default: the engine's)\n"
@@ -54,6 +55,7 @@ int cmd_worker(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.token = getenv("HELIX_TOKEN");
     const char *device = "cpu";
+    const char *kv_dtype = NULL; /* the backend's default */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,6 +84,11 @@ int cmd_worker(int argc, char **argv)
                 return cli_usage_error("worker", "bad value '%s' for --device", v);
             }
             device = v;
+        } else if (strcmp(a, "--kv-dtype") == 0) {
+            if (strcmp(v, "bf16") != 0 && strcmp(v, "f32") != 0) {
+                return cli_usage_error("worker", "--kv-dtype wants bf16 or f32, not '%s'", v);
+            }
+            kv_dtype = v;
         } else if (strcmp(a, "--mem-bytes") == 0) {
             if (rt_size_parse(v, &o.mem_bytes) != 0 || o.mem_bytes == 0) {
                 return cli_usage_error(
@@ -116,6 +123,14 @@ int cmd_worker(int argc, char **argv)
     int urc = cli_backend_open(device, o.threads, &be, desc, sizeof(desc), hw, sizeof(hw));
     if (urc != 0) {
         return urc;
+    }
+    if (kv_dtype) {
+        struct hx_diag kd = {0};
+        if (eng_backend_set_kv_dtype(be, kv_dtype, &kd) != HX_OK) {
+            fprintf(stderr, "hx: error: --kv-dtype %s: %s\n", kv_dtype, kd.msg);
+            eng_backend_free(be);
+            return CLI_EXIT_USAGE;
+        }
     }
     o.backend = be;
     o.device = desc;

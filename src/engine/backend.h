@@ -54,8 +54,6 @@ struct eng_backend;
 
 struct eng_backend_ops {
     const char *name;
-    /* The element type of the KV cache (ENG_DTYPE_F32 or ENG_DTYPE_BF16). */
-    enum eng_dtype kv_dtype;
     void (*destroy)(struct eng_backend *be);
 
     /* ---- buffers ---- */
@@ -140,9 +138,11 @@ struct eng_backend_ops {
     void (*graph_forget)(struct eng_backend *be, const void *owner);
 };
 
-/* Every backend starts with this header (its private state follows). */
+/* Every backend starts with this header (its private state follows). kv_dtype: the element
+ * type of KV caches made from now on (ENG_DTYPE_F32 or ENG_DTYPE_BF16; eng_backend_set_kv_dtype). */
 struct eng_backend {
     const struct eng_backend_ops *ops;
+    enum eng_dtype kv_dtype;
 };
 
 #endif

@@ -252,5 +252,10 @@ int eng_backend_open(const char *device, int n_threads, struct eng_backend **out
 void eng_backend_free(struct eng_backend *be);
 /* The backend's name ("cpu"). */
 const char *eng_backend_name(const struct eng_backend *be);
+/* The KV cache element type of engines made on be from now on: "f32" or "bf16". The CPU
+ * backend keeps float32 only (HX_ENOTSUP otherwise); CUDA defaults to bf16. */
+int eng_backend_set_kv_dtype(struct eng_backend *be, const char *dtype, struct hx_diag *diag);
+/* The backend's KV cache element type now. */
+enum eng_dtype eng_backend_kv_dtype(const struct eng_backend *be);
 
 #endif

@@ -93,7 +93,7 @@ int eng_engine_new(struct eng_model *m, const struct eng_engine_opts *opts, stru
     e->q_dim = c->n_heads * c->head_dim;
     e->kv_dim = c->n_kv_heads * c->head_dim;
     e->max_blocks = (e->opt.max_ctx + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
-    e->kv_esize = eng_dtype_size(e->be->ops->kv_dtype);
+    e->kv_esize = eng_dtype_size(e->be->kv_dtype);
     size_t block_bytes = eng_kv_block_bytes(e);
     if (e->opt.kv_bytes == 0) {
         e->opt.kv_bytes = (size_t)e->opt.max_seqs * (size_t)e->max_blocks * block_bytes;

@@ -305,8 +305,8 @@ static double check_attention(struct eng_backend *gpu, struct eng_backend *cpu, 
     gb.tok_pos = up(gpu, tpos, (size_t)T * sizeof(int32_t));
     gb.tok_seq = up(gpu, tseq, (size_t)T * sizeof(int32_t));
     gb.block_tables = up(gpu, tables, sizeof(tables));
-    ASSERT(gpu->ops->kv_dtype == ENG_DTYPE_BF16);
-    size_t kv_es = eng_dtype_size(gpu->ops->kv_dtype);
+    ASSERT(gpu->kv_dtype == ENG_DTYPE_BF16);
+    size_t kv_es = eng_dtype_size(gpu->kv_dtype);
     float *zero = xcalloc(cache, sizeof(float));
     gb.k_cache = up(gpu, zero, cache * kv_es);
     gb.v_cache = up(gpu, zero, cache * kv_es);
@@ -494,6 +494,7 @@ static void check_fused(struct eng_backend *gpu, struct eng_backend *cpu, int m,
     gpu->ops->to_device(gpu, gb.v_cache, zero, cache * 2);
     gpu->ops->to_device(gpu, dq, q, (size_t)m * QR * sizeof(float));
     gpu->ops->to_device(gpu, dk, k, (size_t)m * KR * sizeof(float));
+    gpu->ops->to_device(gpu, dv, v, (size_t)m * KR * sizeof(float)); /* the CPU's v */
     gpu->ops->rope_kv_store(gpu, &gb, dq, dk, dv, 10000.0);
     down(gpu, got, dq, (size_t)m * QR * sizeof(float));
     err = test_rel_l2(got, q2, (size_t)m * QR);
@@ -607,11 +608,16 @@ TEST(engine_cuda_mixed_batch_equals_alone)
     eng_backend_free(gpu);
 }
 
-/* The bundled model on the GPU: greedy continuations equal transformers' golden ids, and the
- * logits of a mixed prefill + decode batch equal the CPU backend's. */
-TEST(engine_cuda_golden_greedy)
+/* The bundled model's greedy continuations on the GPU against transformers' golden ids
+ * (float32): with a float32 KV cache every token equals them; with the default bf16 cache
+ * the continuations may part from them at a near-tie (the first token that differs is
+ * printed), and must agree for at least the first 24 tokens. Returns via *first_diff the
+ * earliest differing token over the prompts (48 = none). */
+static void golden_greedy(const char *kv, int *first_diff)
 {
     struct eng_backend *gpu = gpu_or_skip();
+    struct hx_diag d = {0};
+    ASSERT_OK_DIAG(eng_backend_set_kv_dtype(gpu, kv, &d), &d);
     FILE *f = fopen(MODEL_DIR "/golden.json", "rb");
     ASSERT(f != NULL);
     static char buf[65536];
@@ -620,7 +626,6 @@ TEST(engine_cuda_golden_greedy)
     cJSON *root = cJSON_ParseWithLength(buf, len);
     ASSERT(root != NULL);
     cJSON *prompts = cJSON_GetObjectItem(root, "prompts");
-    struct hx_diag d = {0};
     struct eng_model *m = NULL;
     struct eng_engine *e = NULL;
     ASSERT_OK_DIAG(eng_model_load(MODEL_DIR, 0, -1, gpu, &m, &d), &d);
@@ -629,6 +634,7 @@ TEST(engine_cuda_golden_greedy)
     struct eng_sampler *s = NULL;
     struct eng_sampler_params sp = {0};
     ASSERT_OK(eng_sampler_new(&sp, 4096, &s));
+    *first_diff = 48;
     for (int p = 0; p < cJSON_GetArraySize(prompts); p++) {
         cJSON *pr = cJSON_GetArrayItem(prompts, p);
         cJSON *ids = cJSON_GetObjectItem(pr, "input_ids");
@@ -643,16 +649,33 @@ TEST(engine_cuda_golden_greedy)
         int n_out = 0;
         ASSERT_OK_DIAG(eng_generate(e, p, in, n, s, ng, 1, out, &n_out, &d), &d);
         ASSERT_EQ(n_out, ng);
-        for (int i = 0; i < ng; i++) {
-            ASSERT_MSG(out[i] == cJSON_GetArrayItem(gr, i)->valueint, "prompt %d token %d", p, i);
+        int same = 0;
+        while (same < ng && out[same] == cJSON_GetArrayItem(gr, same)->valueint) {
+            same++;
         }
-        printf("# prompt %d: %d greedy tokens on cuda equal the golden ids\n", p, ng);
+        printf("# KV %s, prompt %d: %d of %d greedy tokens equal the golden ids%s\n", kv, p, same,
+               ng, same == ng ? "" : " (then they part)");
+        *first_diff = same < *first_diff ? same : *first_diff;
     }
     eng_sampler_free(s);
     eng_engine_free(e);
     eng_model_free(m);
     cJSON_Delete(root);
     eng_backend_free(gpu);
+}
+
+TEST(engine_cuda_golden_greedy_f32_kv)
+{
+    int first = 0;
+    golden_greedy("f32", &first);
+    ASSERT_EQ(first, 48);
+}
+
+TEST(engine_cuda_golden_greedy_bf16_kv)
+{
+    int first = 0;
+    golden_greedy("bf16", &first);
+    ASSERT_MSG(first >= 24, "bf16 KV parts from the golden ids at token %d", first);
 }
 
 /* A pipeline across backends: CPU [0,2) -> CUDA [2,5) -> CPU [5,6) equals the whole model on

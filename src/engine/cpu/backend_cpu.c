@@ -248,7 +248,6 @@ static void cpu_destroy(struct eng_backend *be)
 
 static const struct eng_backend_ops cpu_ops = {
     .name = "cpu",
-    .kv_dtype = ENG_DTYPE_F32, /* the oracle: exact float32, as transformers' golden runs */
     .destroy = cpu_destroy,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,
@@ -284,6 +283,7 @@ int eng_cpu_backend_new(int n_threads, struct eng_backend **out, struct hx_diag 
         return hx_diag_set(diag, HX_ENOMEM, "cpu backend: out of memory");
     }
     cb->base.ops = &cpu_ops;
+    cb->base.kv_dtype = ENG_DTYPE_F32; /* the oracle: exact float32, as transformers' golden runs */
     cb->wide = cpu_matmul_wide_ok();
     /* our pool splits the work; each sgemm call runs on the thread that makes it */
     openblas_set_num_threads(1);
@@ -303,4 +303,27 @@ void eng_backend_free(struct eng_backend *be)
 const char *eng_backend_name(const struct eng_backend *be)
 {
     return be->ops->name;
+}
+
+int eng_backend_set_kv_dtype(struct eng_backend *be, const char *dtype, struct hx_diag *diag)
+{
+    enum eng_dtype dt;
+    if (strcmp(dtype, "f32") == 0 || strcmp(dtype, "float32") == 0) {
+        dt = ENG_DTYPE_F32;
+    } else if (strcmp(dtype, "bf16") == 0 || strcmp(dtype, "bfloat16") == 0) {
+        dt = ENG_DTYPE_BF16;
+    } else {
+        return hx_diag_set(diag, HX_EINVAL, "bad KV cache dtype '%s' (f32 or bf16)", dtype);
+    }
+    if (dt != ENG_DTYPE_F32 && strcmp(be->ops->name, "cpu") == 0) {
+        return hx_diag_set(diag, HX_ENOTSUP,
+                           "the CPU backend keeps its KV cache in float32 (bf16 is the GPU's)");
+    }
+    be->kv_dtype = dt;
+    return HX_OK;
+}
+
+enum eng_dtype eng_backend_kv_dtype(const struct eng_backend *be)
+{
+    return be->kv_dtype;
 }

@@ -98,6 +98,7 @@ struct eng_cuda_backend {
     uint64_t cap_key;
     int graph_failures;
     int graphs_off;
+    int pdl; /* launch with programmatic stream serialization (sm_90+) */
     /* profile */
     int prof_on;
     struct prof_rec *prof;
@@ -127,6 +128,25 @@ static void note_blas(struct eng_cuda_backend *cb, cublasStatus_t s, const char 
 static struct eng_cuda_backend *CB(struct eng_backend *be)
 {
     return (struct eng_cuda_backend *)be;
+}
+
+/* Launch kernel k on the backend's stream, as a programmatic dependent launch where the card
+ * has them (the kernel calls pdl_trigger / pdl_wait). */
+template <typename... P, typename... A>
+static void launch(struct eng_cuda_backend *cb, void (*k)(P...), dim3 grid, dim3 block,
+                   size_t smem, A... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = cb->stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = cb->pdl ? 1 : 0;
+    note(cb, cudaLaunchKernelEx(&cfg, k, ((P)args)...), "launch");
 }
 
 /* ---- profile: events around ops ----------------------------------------------------------- */
@@ -231,6 +251,71 @@ __device__ __forceinline__ float warp_sum(float v)
         v += __shfl_xor_sync(0xffffffffu, v, o);
     }
     return v;
+}
+
+/* KV cache elements: bf16 (the default) or float32 (--kv-dtype f32). */
+__device__ __forceinline__ void kv_put(uint16_t *c, size_t i, float v)
+{
+    c[i] = f2bf(v);
+}
+__device__ __forceinline__ void kv_put(float *c, size_t i, float v)
+{
+    c[i] = v;
+}
+__device__ __forceinline__ float kv_get(const uint16_t *c, size_t i)
+{
+    return bf16f(c[i]);
+}
+__device__ __forceinline__ float kv_get(const float *c, size_t i)
+{
+    return c[i];
+}
+__device__ __forceinline__ uint16_t kv_bf16(const uint16_t *c, size_t i)
+{
+    return c[i];
+}
+__device__ __forceinline__ uint16_t kv_bf16(const float *c, size_t i)
+{
+    return f2bf(c[i]);
+}
+/* 8 consecutive elements at a 16-byte (bf16) / 32-byte (f32) aligned offset; zeros if !on. */
+__device__ __forceinline__ void kv_load8(const uint16_t *c, size_t off, bool on, float out[8])
+{
+    uint4 v = on ? *(const uint4 *)(c + off) : make_uint4(0, 0, 0, 0);
+    unpack8<ENG_DTYPE_BF16>(v, out);
+}
+__device__ __forceinline__ void kv_load8(const float *c, size_t off, bool on, float out[8])
+{
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+    if (on) {
+        a = *(const float4 *)(c + off);
+        b = *(const float4 *)(c + off + 4);
+    }
+    out[0] = a.x;
+    out[1] = a.y;
+    out[2] = a.z;
+    out[3] = a.w;
+    out[4] = b.x;
+    out[5] = b.y;
+    out[6] = b.z;
+    out[7] = b.w;
+}
+
+/* Programmatic dependent launch (sm_90): a kernel lets the next one in the stream start
+ * (pdl_trigger, at its top) and waits for the previous one's results (pdl_wait) only where
+ * it first touches them, so weight loads and launch latency overlap the previous kernel's
+ * tail. No-ops below sm_90 and for plain launches. */
+__device__ __forceinline__ void pdl_trigger()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
 }
 
 /* ---- buffers ------------------------------------------------------------------------------- */
@@ -462,6 +547,8 @@ static int cuda_reserve_attn(struct eng_backend *be, int max_tokens, int max_ctx
 template <int DT>
 __global__ void k_embed(const void *table, const int32_t *ids, int dim, float *out)
 {
+    pdl_trigger();
+    pdl_wait();
     size_t base = (size_t)ids[blockIdx.x] * (size_t)dim;
     for (int j = threadIdx.x; j < dim; j += blockDim.x) {
         out[(size_t)blockIdx.x * dim + j] = wload<DT>(table, base + j);
@@ -495,6 +582,8 @@ static void cuda_embed(struct eng_backend *be, const struct eng_weight *t, const
 template <int DT>
 __global__ void k_rmsnorm(const float *x, const void *w, int dim, float eps, float *out)
 {
+    pdl_trigger();
+    pdl_wait();
     const float *xi = x + (size_t)blockIdx.x * dim;
     float *oi = out + (size_t)blockIdx.x * dim;
     __shared__ float part[32];
@@ -529,16 +618,15 @@ static void cuda_rmsnorm(struct eng_backend *be, const float *x, const struct en
     }
     struct eng_cuda_backend *cb = CB(be);
     prof_begin(cb, "rmsnorm", (double)n * w->cols * 8);
-    cudaStream_t s = cb->stream;
     switch (w->dtype) {
     case ENG_DTYPE_BF16:
-        k_rmsnorm<ENG_DTYPE_BF16><<<n, 512, 0, s>>>(x, w->data, w->cols, eps, out);
+        launch(cb, k_rmsnorm<ENG_DTYPE_BF16>, dim3(n), dim3(512), 0, x, w->data, w->cols, eps, out);
         break;
     case ENG_DTYPE_F16:
-        k_rmsnorm<ENG_DTYPE_F16><<<n, 512, 0, s>>>(x, w->data, w->cols, eps, out);
+        launch(cb, k_rmsnorm<ENG_DTYPE_F16>, dim3(n), dim3(512), 0, x, w->data, w->cols, eps, out);
         break;
     default:
-        k_rmsnorm<ENG_DTYPE_F32><<<n, 512, 0, s>>>(x, w->data, w->cols, eps, out);
+        launch(cb, k_rmsnorm<ENG_DTYPE_F32>, dim3(n), dim3(512), 0, x, w->data, w->cols, eps, out);
         break;
     }
     LAUNCHED(cb, "rmsnorm");
@@ -619,9 +707,11 @@ template <int DT, int M, int EPI>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv(const float *x, const void *w, int rows, int cols, struct gemv_out o)
 {
+    pdl_trigger();
     int r = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (r >= rows) {
+        pdl_wait();
         return;
     }
     constexpr int NW = EPI == EPI_SWIGLU ? 2 : 1;
@@ -640,22 +730,40 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
     }
     int n8 = cols / 8;
     int k8 = lane;
-    for (; k8 + 96 < n8; k8 += 128) {
-        uint4 q[NW][4];
+    /* U 16-byte loads per weight row in flight per lane; the first batch is issued before
+     * waiting on the previous kernel (weights are not its output) */
+    constexpr int U = NW == 2 ? 4 : 8;
+    uint4 q[NW][U];
+    bool full = k8 + 32 * (U - 1) < n8;
+    if (full) {
 #pragma unroll
         for (int j = 0; j < NW; j++) {
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
+            for (int u = 0; u < U; u++) {
                 q[j][u] = __ldcs(wr[j] + k8 + 32 * u);
             }
         }
+    }
+    pdl_wait();
+    while (full) {
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < U; u++) {
 #pragma unroll
             for (int j = 0; j < NW; j++) {
                 float wv[8];
                 unpack8<DT>(q[j][u], wv);
                 fma8<M>(acc[j], wv, x, cols, (k8 + 32 * u) * 8);
+            }
+        }
+        k8 += 32 * U;
+        full = k8 + 32 * (U - 1) < n8;
+        if (full) {
+#pragma unroll
+            for (int j = 0; j < NW; j++) {
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    q[j][u] = __ldcs(wr[j] + k8 + 32 * u);
+                }
             }
         }
     }
@@ -686,6 +794,8 @@ template <int DT, int EPI>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv1(const float *x, int m, const void *w, int rows, int cols, struct gemv_out o)
 {
+    pdl_trigger();
+    pdl_wait();
     int r = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (r >= rows) {
@@ -713,21 +823,21 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
 }
 
 template <int DT, int EPI>
-static void gemv_launch(cudaStream_t s, const float *x, int m, const struct eng_weight *w,
-                        int rows, const struct gemv_out &o)
+static void gemv_launch(struct eng_cuda_backend *cb, const float *x, int m,
+                        const struct eng_weight *w, int rows, const struct gemv_out &o)
 {
     dim3 g((unsigned)((rows + GEMV_WARPS - 1) / GEMV_WARPS));
     const int T = GEMV_WARPS * 32;
     bool vec = DT != ENG_DTYPE_F32 && w->cols % 8 == 0 && ((uintptr_t)w->data % 16) == 0 &&
                ((uintptr_t)x % 16) == 0;
     if (!vec) {
-        k_gemv1<DT, EPI><<<g, T, 0, s>>>(x, m, w->data, rows, w->cols, o);
+        launch(cb, k_gemv1<DT, EPI>, g, dim3(T), 0, x, m, w->data, rows, w->cols, o);
         return;
     }
     switch (m) {
 #define CASE(M)                                                                                    \
     case M:                                                                                        \
-        k_gemv<DT, M, EPI><<<g, T, 0, s>>>(x, w->data, rows, w->cols, o);                          \
+        launch(cb, k_gemv<DT, M, EPI>, g, dim3(T), 0, x, w->data, rows, w->cols, o);              \
         break;
         CASE(1)
         CASE(2)
@@ -744,18 +854,18 @@ static void gemv_launch(cudaStream_t s, const float *x, int m, const struct eng_
 }
 
 template <int EPI>
-static void gemv_any(cudaStream_t s, const float *x, int m, const struct eng_weight *w, int rows,
-                     const struct gemv_out &o)
+static void gemv_any(struct eng_cuda_backend *cb, const float *x, int m,
+                     const struct eng_weight *w, int rows, const struct gemv_out &o)
 {
     switch (w->dtype) {
     case ENG_DTYPE_BF16:
-        gemv_launch<ENG_DTYPE_BF16, EPI>(s, x, m, w, rows, o);
+        gemv_launch<ENG_DTYPE_BF16, EPI>(cb, x, m, w, rows, o);
         break;
     case ENG_DTYPE_F16:
-        gemv_launch<ENG_DTYPE_F16, EPI>(s, x, m, w, rows, o);
+        gemv_launch<ENG_DTYPE_F16, EPI>(cb, x, m, w, rows, o);
         break;
     default:
-        gemv_launch<ENG_DTYPE_F32, EPI>(s, x, m, w, rows, o);
+        gemv_launch<ENG_DTYPE_F32, EPI>(cb, x, m, w, rows, o);
         break;
     }
 }
@@ -845,16 +955,16 @@ static void matmul_epi(struct eng_cuda_backend *cb, int epi, const float *x, int
     if (m <= GEMV_MAX_M) {
         switch (epi) {
         case EPI_PLAIN:
-            gemv_any<EPI_PLAIN>(s, x, m, w, rows, o);
+            gemv_any<EPI_PLAIN>(cb, x, m, w, rows, o);
             break;
         case EPI_ADD:
-            gemv_any<EPI_ADD>(s, x, m, w, rows, o);
+            gemv_any<EPI_ADD>(cb, x, m, w, rows, o);
             break;
         case EPI_QKV:
-            gemv_any<EPI_QKV>(s, x, m, w, rows, o);
+            gemv_any<EPI_QKV>(cb, x, m, w, rows, o);
             break;
         default:
-            gemv_any<EPI_SWIGLU>(s, x, m, w, rows, o);
+            gemv_any<EPI_SWIGLU>(cb, x, m, w, rows, o);
             break;
         }
         LAUNCHED(cb, name);
@@ -953,19 +1063,30 @@ __device__ __forceinline__ void rope_pair(float *v, int j, int half, int head_di
     *b_out = b * (float)cv + a * (float)sv;
 }
 
-__global__ void k_rope(float *x, int n_heads, int head_dim, const int32_t *pos, double theta)
+/* One thread per rotated pair: n tokens x n_heads x head_dim/2. */
+__global__ void k_rope(float *x, int n, int n_heads, int head_dim, const int32_t *pos,
+                       double theta)
 {
-    int t = blockIdx.x;
+    pdl_trigger();
+    pdl_wait();
     int half = head_dim / 2;
-    for (int e = threadIdx.x; e < n_heads * half; e += blockDim.x) {
-        int h = e / half;
-        int j = e % half;
-        float *v = x + ((size_t)t * n_heads + h) * head_dim;
-        float a, b;
-        rope_pair(v, j, half, head_dim, pos[t], theta, &a, &b);
-        v[j] = a;
-        v[j + half] = b;
+    size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (e >= (size_t)n * n_heads * half) {
+        return;
     }
+    int j = (int)(e % half);
+    size_t th = e / half; /* token * n_heads + head */
+    int t = (int)(th / n_heads);
+    float *v = x + th * head_dim;
+    float a, b;
+    rope_pair(v, j, half, head_dim, pos[t], theta, &a, &b);
+    v[j] = a;
+    v[j + half] = b;
+}
+
+static unsigned pair_blocks(size_t n)
+{
+    return (unsigned)((n + 127) / 128);
 }
 
 static void cuda_rope(struct eng_backend *be, float *x, int n, int n_heads, int head_dim,
@@ -976,8 +1097,8 @@ static void cuda_rope(struct eng_backend *be, float *x, int n, int n_heads, int 
     }
     struct eng_cuda_backend *cb = CB(be);
     prof_begin(cb, "rope", 0);
-    k_rope<<<n, 128, 0, cb->stream>>>(x, n_heads, head_dim, pos, theta);
-    LAUNCHED(cb, "rope");
+    size_t pairs = (size_t)n * n_heads * (head_dim / 2);
+    launch(cb, k_rope, dim3(pair_blocks(pairs)), dim3(128), 0, x, n, n_heads, head_dim, pos, theta);
     prof_end(cb);
 }
 
@@ -988,16 +1109,18 @@ __device__ __forceinline__ size_t slot_off(const struct eng_attn_batch &b, int s
            (size_t)b.head_dim;
 }
 
-__global__ void k_kv_store(struct eng_attn_batch b, const float *k, const float *v)
+template <typename KV> __global__ void k_kv_store(struct eng_attn_batch b, const float *k, const float *v)
 {
+    pdl_trigger();
+    pdl_wait();
     int t = blockIdx.x;
     int kv_dim = b.n_kv_heads * b.head_dim;
     size_t off = slot_off(b, b.tok_seq[t], b.tok_pos[t]);
-    uint16_t *kc = (uint16_t *)b.k_cache;
-    uint16_t *vc = (uint16_t *)b.v_cache;
+    KV *kc = (KV *)b.k_cache;
+    KV *vc = (KV *)b.v_cache;
     for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
-        kc[off + j] = f2bf(k[(size_t)t * kv_dim + j]);
-        vc[off + j] = f2bf(v[(size_t)t * kv_dim + j]);
+        kv_put(kc, off + j, k[(size_t)t * kv_dim + j]);
+        kv_put(vc, off + j, v[(size_t)t * kv_dim + j]);
     }
 }
 
@@ -1009,45 +1132,55 @@ static void cuda_kv_store(struct eng_backend *be, const struct eng_attn_batch *b
     }
     struct eng_cuda_backend *cb = CB(be);
     prof_begin(cb, "kv_store", 0);
-    k_kv_store<<<b->n_tokens, 128, 0, cb->stream>>>(*b, k, v);
-    LAUNCHED(cb, "kv_store");
+    if (be->kv_dtype == ENG_DTYPE_BF16) {
+        launch(cb, k_kv_store<uint16_t>, dim3(b->n_tokens), dim3(128), 0, *b, k, v);
+    } else {
+        launch(cb, k_kv_store<float>, dim3(b->n_tokens), dim3(128), 0, *b, k, v);
+    }
     prof_end(cb);
 }
 
-/* rope of q and k (in place), then k and v into the cache as bf16: one block per token. */
+/* rope of q and k (in place), then k and v into the cache: one thread per rotated pair of
+ * the token's n_heads + n_kv_heads heads; a K pair's thread also stores that pair of V. */
+template <typename KV>
 __global__ void k_rope_kv_store(struct eng_attn_batch b, float *q, float *k, const float *v,
                                 double theta)
 {
-    int t = blockIdx.x;
+    pdl_trigger();
+    pdl_wait();
     int d = b.head_dim;
     int half = d / 2;
-    int kv_dim = b.n_kv_heads * d;
+    int per_tok = (b.n_heads + b.n_kv_heads) * half;
+    size_t e0 = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (e0 >= (size_t)b.n_tokens * per_tok) {
+        return;
+    }
+    int t = (int)(e0 / per_tok);
+    int e = (int)(e0 % per_tok);
     int p = b.tok_pos[t];
-    size_t off = slot_off(b, b.tok_seq[t], p);
-    uint16_t *kc = (uint16_t *)b.k_cache;
-    uint16_t *vc = (uint16_t *)b.v_cache;
+    float a, c;
     int nq = b.n_heads * half;
-    for (int e = threadIdx.x; e < (b.n_heads + b.n_kv_heads) * half; e += blockDim.x) {
-        float a, c;
-        if (e < nq) {
-            float *vq = q + ((size_t)t * b.n_heads + e / half) * d;
-            rope_pair(vq, e % half, half, d, p, theta, &a, &c);
-            vq[e % half] = a;
-            vq[e % half + half] = c;
-        } else {
-            int h = (e - nq) / half;
-            int j = (e - nq) % half;
-            float *vk = k + ((size_t)t * b.n_kv_heads + h) * d;
-            rope_pair(vk, j, half, d, p, theta, &a, &c);
-            vk[j] = a;
-            vk[j + half] = c;
-            kc[off + (size_t)h * d + j] = f2bf(a);
-            kc[off + (size_t)h * d + j + half] = f2bf(c);
-        }
+    if (e < nq) {
+        float *vq = q + ((size_t)t * b.n_heads + e / half) * d;
+        rope_pair(vq, e % half, half, d, p, theta, &a, &c);
+        vq[e % half] = a;
+        vq[e % half + half] = c;
+        return;
     }
-    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
-        vc[off + j] = f2bf(v[(size_t)t * kv_dim + j]);
-    }
+    int h = (e - nq) / half;
+    int j = (e - nq) % half;
+    size_t off = slot_off(b, b.tok_seq[t], p) + (size_t)h * d;
+    float *vk = k + ((size_t)t * b.n_kv_heads + h) * d;
+    rope_pair(vk, j, half, d, p, theta, &a, &c);
+    vk[j] = a;
+    vk[j + half] = c;
+    KV *kc = (KV *)b.k_cache;
+    KV *vc = (KV *)b.v_cache;
+    kv_put(kc, off + j, a);
+    kv_put(kc, off + j + half, c);
+    const float *vv = v + ((size_t)t * b.n_kv_heads + h) * d;
+    kv_put(vc, off + j, vv[j]);
+    kv_put(vc, off + j + half, vv[j + half]);
 }
 
 static void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, float *q,
@@ -1058,8 +1191,14 @@ static void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_bat
     }
     struct eng_cuda_backend *cb = CB(be);
     prof_begin(cb, "rope_kv_store", 0);
-    k_rope_kv_store<<<b->n_tokens, 256, 0, cb->stream>>>(*b, q, k, v, theta);
-    LAUNCHED(cb, "rope_kv_store");
+    size_t pairs = (size_t)b->n_tokens * (b->n_heads + b->n_kv_heads) * (b->head_dim / 2);
+    if (be->kv_dtype == ENG_DTYPE_BF16) {
+        launch(cb, k_rope_kv_store<uint16_t>, dim3(pair_blocks(pairs)), dim3(128), 0, *b, q, k, v,
+               theta);
+    } else {
+        launch(cb, k_rope_kv_store<float>, dim3(pair_blocks(pairs)), dim3(128), 0, *b, q, k, v,
+               theta);
+    }
     prof_end(cb);
 }
 
@@ -1076,11 +1215,13 @@ static void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_bat
  * across the warp (shuffles) and the block's warps (shared memory). One split: the output;
  * several: partials (max, sum, unnormalised accumulator) for k_attn_combine.
  */
-template <int LP, int GM>
+template <typename KV, int LP, int GM>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attn_decode(struct eng_attn_batch b, const float *q, float *out, float *part, int t0,
                   int n_hgroups)
 {
+    pdl_trigger();
+    pdl_wait();
     constexpr int PPW = 32 / LP; /* positions per warp per step */
     int t = t0 + blockIdx.z;
     int kvh = blockIdx.y / n_hgroups;
@@ -1133,23 +1274,17 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
             acc[g][i] = 0.0f;
         }
     }
-    const uint16_t *kc = (const uint16_t *)b.k_cache;
-    const uint16_t *vc = (const uint16_t *)b.v_cache;
+    const KV *kc = (const KV *)b.k_cache;
+    const KV *vc = (const KV *)b.v_cache;
     size_t head_off = (size_t)kvh * D + (size_t)sub * 8;
 #pragma unroll 2
     for (int pb = p_begin + warp * PPW; pb < p_end; pb += ATT_WARPS * PPW) {
         int p = pb + grp;
         bool valid = p < p_end;
-        uint4 kr = make_uint4(0, 0, 0, 0);
-        uint4 vr = make_uint4(0, 0, 0, 0);
-        if (valid && on) {
-            size_t off = slot_off(b, seq, p) + head_off;
-            kr = *(const uint4 *)(kc + off);
-            vr = *(const uint4 *)(vc + off);
-        }
+        size_t off = valid ? slot_off(b, seq, p) + head_off : 0;
         float kf[8], vf[8];
-        unpack8<ENG_DTYPE_BF16>(kr, kf);
-        unpack8<ENG_DTYPE_BF16>(vr, vf);
+        kv_load8(kc, off, valid && on, kf);
+        kv_load8(vc, off, valid && on, vf);
 #pragma unroll
         for (int g = 0; g < GM; g++) {
             float s = 0.0f;
@@ -1246,6 +1381,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 __global__ void k_attn_combine(const float *part, int n_heads, int D, int n_splits, int t0,
                                float *out)
 {
+    pdl_trigger();
+    pdl_wait();
     int tl = blockIdx.x / n_heads;
     int h = blockIdx.x % n_heads;
     const float *pp = part + ((size_t)tl * n_heads + h) * n_splits * (D + 2);
@@ -1268,9 +1405,12 @@ __global__ void k_attn_combine(const float *part, int n_heads, int D, int n_spli
 /* The general attention (head_dim not a multiple of 8, or > 256): one block per (token,
  * head), a chunk of 64 positions at a time with an online softmax. */
 #define ATT_CHUNK 64
+template <typename KV>
 __global__ void __launch_bounds__(ATT_CHUNK)
     k_attention_any(struct eng_attn_batch b, const float *q, float *out, int t0)
 {
+    pdl_trigger();
+    pdl_wait();
     int t = t0 + blockIdx.x / b.n_heads;
     int h = blockIdx.x % b.n_heads;
     int d = b.head_dim;
@@ -1286,8 +1426,8 @@ __global__ void __launch_bounds__(ATT_CHUNK)
         acc[i] = 0.0f;
     }
     __syncthreads();
-    const uint16_t *kc = (const uint16_t *)b.k_cache;
-    const uint16_t *vc = (const uint16_t *)b.v_cache;
+    const KV *kc = (const KV *)b.k_cache;
+    const KV *vc = (const KV *)b.v_cache;
     float scale = rsqrtf((float)d);
     int seq = b.tok_seq[t];
     int n_pos = b.tok_pos[t] + 1;
@@ -1297,10 +1437,10 @@ __global__ void __launch_bounds__(ATT_CHUNK)
         int p = p0 + (int)threadIdx.x;
         float s = -INFINITY;
         if (p < n_pos) {
-            const uint16_t *kp = kc + slot_off(b, seq, p) + (size_t)kvh * d;
+            size_t kp = slot_off(b, seq, p) + (size_t)kvh * d;
             float dot = 0.0f;
             for (int i = 0; i < d; i++) {
-                dot += qs[i] * bf16f(kp[i]);
+                dot += qs[i] * kv_get(kc, kp + i);
             }
             s = dot * scale;
         }
@@ -1327,7 +1467,7 @@ __global__ void __launch_bounds__(ATT_CHUNK)
         for (int i = threadIdx.x; i < d; i += blockDim.x) {
             float v = acc[i] * r;
             for (int j = 0; j < n_here; j++) {
-                v += ps[j] * bf16f(vc[slot_off(b, seq, p0 + j) + (size_t)kvh * d + i]);
+                v += ps[j] * kv_get(vc, slot_off(b, seq, p0 + j) + (size_t)kvh * d + i);
             }
             acc[i] = v;
         }
@@ -1340,7 +1480,7 @@ __global__ void __launch_bounds__(ATT_CHUNK)
     }
 }
 
-template <int LP, int GM>
+template <typename KV, int LP, int GM>
 static void attn_decode_launch(struct eng_cuda_backend *cb, const struct eng_attn_batch *b,
                                const float *q, float *out, int t0, int nt)
 {
@@ -1359,27 +1499,49 @@ static void attn_decode_launch(struct eng_cuda_backend *cb, const struct eng_att
     }
     splits = splits < 1 ? 1 : splits;
     dim3 grid((unsigned)splits, (unsigned)(b->n_kv_heads * n_hgroups), (unsigned)nt);
-    k_attn_decode<LP, GM><<<grid, ATT_WARPS * 32, 0, cb->stream>>>(*b, q, out, cb->part, t0,
-                                                                   n_hgroups);
+    launch(cb, k_attn_decode<KV, LP, GM>, grid, dim3(ATT_WARPS * 32), 0, *b, q, out, cb->part,
+           t0, n_hgroups);
     if (splits > 1) {
-        k_attn_combine<<<nt * b->n_heads, 128, 0, cb->stream>>>(cb->part, b->n_heads,
-                                                                b->head_dim, splits, t0, out);
+        launch(cb, k_attn_combine, dim3(nt * b->n_heads), dim3(128), 0, (const float *)cb->part,
+               b->n_heads, b->head_dim, splits, t0, out);
     }
 }
 
-template <int LP>
+template <typename KV, int LP>
 static void attn_decode_g(struct eng_cuda_backend *cb, const struct eng_attn_batch *b,
                           const float *q, float *out, int t0, int nt)
 {
     int G = b->n_heads / b->n_kv_heads;
     if (G <= 1) {
-        attn_decode_launch<LP, 1>(cb, b, q, out, t0, nt);
+        attn_decode_launch<KV, LP, 1>(cb, b, q, out, t0, nt);
     } else if (G <= 2) {
-        attn_decode_launch<LP, 2>(cb, b, q, out, t0, nt);
+        attn_decode_launch<KV, LP, 2>(cb, b, q, out, t0, nt);
     } else if (G <= 4) {
-        attn_decode_launch<LP, 4>(cb, b, q, out, t0, nt);
+        attn_decode_launch<KV, LP, 4>(cb, b, q, out, t0, nt);
     } else {
-        attn_decode_launch<LP, 8>(cb, b, q, out, t0, nt);
+        attn_decode_launch<KV, LP, 8>(cb, b, q, out, t0, nt);
+    }
+}
+
+template <typename KV>
+static void attn_decode_kv(struct eng_cuda_backend *cb, const struct eng_attn_batch *b,
+                           const float *q, float *out, int t0, int nt)
+{
+    int D = b->head_dim;
+    if (D % 8 != 0 || D > ATT_MAX_D || ((uintptr_t)q % 16) != 0) {
+        size_t sh = ((size_t)2 * D + ATT_CHUNK) * sizeof(float);
+        launch(cb, k_attention_any<KV>, dim3(nt * b->n_heads), dim3(ATT_CHUNK), sh, *b, q, out, t0);
+        return;
+    }
+    int l8 = D / 8;
+    if (l8 <= 4) {
+        attn_decode_g<KV, 4>(cb, b, q, out, t0, nt);
+    } else if (l8 <= 8) {
+        attn_decode_g<KV, 8>(cb, b, q, out, t0, nt);
+    } else if (l8 <= 16) {
+        attn_decode_g<KV, 16>(cb, b, q, out, t0, nt);
+    } else {
+        attn_decode_g<KV, 32>(cb, b, q, out, t0, nt);
     }
 }
 
@@ -1390,37 +1552,27 @@ static void attn_decode(struct eng_cuda_backend *cb, const struct eng_attn_batch
     if (nt <= 0) {
         return;
     }
-    int D = b->head_dim;
-    if (D % 8 != 0 || D > ATT_MAX_D || ((uintptr_t)q % 16) != 0) {
-        size_t sh = ((size_t)2 * D + ATT_CHUNK) * sizeof(float);
-        k_attention_any<<<nt * b->n_heads, ATT_CHUNK, sh, cb->stream>>>(*b, q, out, t0);
-        return;
-    }
-    int l8 = D / 8;
-    if (l8 <= 4) {
-        attn_decode_g<4>(cb, b, q, out, t0, nt);
-    } else if (l8 <= 8) {
-        attn_decode_g<8>(cb, b, q, out, t0, nt);
-    } else if (l8 <= 16) {
-        attn_decode_g<16>(cb, b, q, out, t0, nt);
+    if (cb->base.kv_dtype == ENG_DTYPE_BF16) {
+        attn_decode_kv<uint16_t>(cb, b, q, out, t0, nt);
     } else {
-        attn_decode_g<32>(cb, b, q, out, t0, nt);
+        attn_decode_kv<float>(cb, b, q, out, t0, nt);
     }
 }
 
 /* ---- prefill attention: gathered K/V, cuBLAS Q K^T and P V -------------------------------- */
 
 /* K and V of positions [0, L) of step sequence seq, gathered to [L x kv_dim] bf16. */
+template <typename KV>
 __global__ void k_gather_kv(struct eng_attn_batch b, int seq, uint16_t *kc, uint16_t *vc)
 {
     int p = blockIdx.x;
     int kv_dim = b.n_kv_heads * b.head_dim;
     size_t off = slot_off(b, seq, p);
-    const uint16_t *ks = (const uint16_t *)b.k_cache + off;
-    const uint16_t *vs = (const uint16_t *)b.v_cache + off;
+    const KV *ks = (const KV *)b.k_cache + off;
+    const KV *vs = (const KV *)b.v_cache + off;
     for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
-        kc[(size_t)p * kv_dim + j] = ks[j];
-        vc[(size_t)p * kv_dim + j] = vs[j];
+        kc[(size_t)p * kv_dim + j] = kv_bf16(ks, j);
+        vc[(size_t)p * kv_dim + j] = kv_bf16(vs, j);
     }
 }
 
@@ -1482,7 +1634,11 @@ static void attn_prefill(struct eng_cuda_backend *cb, const struct eng_attn_batc
     int q_dim = b->n_heads * D;
     int L = pos0 + n;
     cudaStream_t s = cb->stream;
-    k_gather_kv<<<L, 128, 0, s>>>(*b, seq, cb->kc, cb->vc);
+    if (cb->base.kv_dtype == ENG_DTYPE_BF16) {
+        k_gather_kv<uint16_t><<<L, 128, 0, s>>>(*b, seq, cb->kc, cb->vc);
+    } else {
+        k_gather_kv<float><<<L, 128, 0, s>>>(*b, seq, cb->kc, cb->vc);
+    }
     size_t nq = (size_t)n * q_dim;
     k_to16<<<ew_blocks(nq), 256, 0, s>>>(q + (size_t)t0 * q_dim, nq, 1, cb->xh);
     int R = (int)(cb->s_cap / ((size_t)nkv * (size_t)L));
@@ -1721,7 +1877,6 @@ extern "C" int eng_cuda_backend_error(struct eng_backend *be, struct hx_diag *di
 
 static const struct eng_backend_ops cuda_ops = {
     .name = "cuda",
-    .kv_dtype = ENG_DTYPE_BF16,
     .destroy = cuda_destroy,
     .buf_alloc = cuda_buf_alloc,
     .buf_free = cuda_buf_free,
@@ -1790,6 +1945,7 @@ extern "C" int eng_cuda_backend_new(int device, struct eng_backend **out, struct
         return hx_diag_set(diag, HX_ENOMEM, "cuda backend: out of host memory");
     }
     cb->base.ops = &cuda_ops;
+    cb->base.kv_dtype = ENG_DTYPE_BF16;
     cb->device = device;
     e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
@@ -1801,6 +1957,8 @@ extern "C" int eng_cuda_backend_new(int device, struct eng_backend **out, struct
     if (cudaGetDeviceProperties(&p, device) == cudaSuccess) {
         snprintf(cb->name, sizeof(cb->name), "%s", p.name);
         cb->sms = p.multiProcessorCount;
+        const char *env = getenv("HELIX_CUDA_PDL");
+        cb->pdl = p.major >= 9 && !(env && strcmp(env, "0") == 0);
     }
     cb->sms = cb->sms > 0 ? cb->sms : 32;
     cublasStatus_t bs = cublasCreate(&cb->blas);
