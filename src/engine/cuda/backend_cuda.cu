@@ -1622,6 +1622,205 @@ __global__ void k_softmax_causal(const float *S, int rows, int L, int pos0, uint
     }
 }
 
+/*
+ * Flash attention of a prefill run on tensor cores (mma.sync m16n8k16, bf16 in, fp32
+ * accumulate), never materialising the scores: block (query tile of 64 rows, head), 4 warps
+ * of 16 query rows; K/V tiles of 64 positions through shared memory (rows padded by 16 bytes:
+ * ldmatrix without bank conflicts); S = Q K^T in registers, an online softmax per row (log2
+ * domain), P reused in registers as the A operand of P V. Causal: tiles past the query tile's
+ * last position are skipped, the diagonal ones masked. Q [n x q_dim], K/V [L x kv_dim] bf16
+ * (rows = positions 0 .. L-1), out [n x q_dim] float32.
+ */
+#define FA_ROWS 64
+#define FA_COLS 64
+
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+/* rows [r0, r0 + 64) of a [rows x ld] bf16 matrix (columns c0 .. c0 + D) into smem [64][D + 8];
+ * rows >= n_rows are zeros. */
+template <int D>
+__device__ __forceinline__ void fa_load_tile(uint16_t (*sm)[D + 8], const uint16_t *g, size_t ld,
+                                             int r0, int n_rows, int c0)
+{
+    constexpr int CH = D / 8; /* 16-byte chunks per row */
+    for (int i = threadIdx.x; i < FA_ROWS * CH; i += blockDim.x) {
+        int r = i / CH;
+        int c = (i % CH) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r0 + r < n_rows) {
+            v = *(const uint4 *)(g + (size_t)(r0 + r) * ld + c0 + c);
+        }
+        *(uint4 *)&sm[r][c] = v;
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(128)
+    k_flash_prefill(const uint16_t *Q, const uint16_t *K, const uint16_t *V, float *out, int n,
+                    int pos0, int n_heads, int n_kv, float scale_log2)
+{
+    __shared__ __align__(16) uint16_t Ks[FA_COLS][D + 8];
+    __shared__ __align__(16) uint16_t Vs[FA_COLS][D + 8];
+    int q0 = blockIdx.x * FA_ROWS;
+    int h = blockIdx.y;
+    int kvh = h / (n_heads / n_kv);
+    int q_dim = n_heads * D;
+    int kv_dim = n_kv * D;
+    int L = pos0 + n;
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    int g = lane >> 2;
+    int t = lane & 3;
+    /* Q fragments of this warp's 16 rows, through the K buffer */
+    fa_load_tile<D>(Ks, Q, q_dim, q0, n, h * D);
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        ldsm_x4(qf[kk], &Ks[warp * 16 + (lane % 16)][kk * 16 + (lane / 16) * 8]);
+    }
+    __syncthreads();
+    float o[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) {
+        o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    }
+    float m_r[2] = {-INFINITY, -INFINITY};
+    float l_r[2] = {0.0f, 0.0f};
+    int row_pos[2] = {pos0 + q0 + warp * 16 + g, pos0 + q0 + warp * 16 + g + 8};
+    int last = pos0 + q0 + FA_ROWS - 1; /* the tile's last query position */
+    int n_tiles = ((last < L - 1 ? last : L - 1) + FA_COLS) / FA_COLS;
+    for (int kt = 0; kt < n_tiles; kt++) {
+        int p0 = kt * FA_COLS;
+        fa_load_tile<D>(Ks, K, kv_dim, p0, L, kvh * D);
+        fa_load_tile<D>(Vs, V, kv_dim, p0, L, kvh * D);
+        __syncthreads();
+        float sc[FA_COLS / 8][4];
+#pragma unroll
+        for (int j = 0; j < FA_COLS / 8; j++) {
+            sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+        }
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+            for (int j = 0; j < FA_COLS / 8; j += 2) {
+                uint32_t b[4];
+                ldsm_x4(b, &Ks[j * 8 + (lane / 16) * 8 + (lane % 8)][kk * 16 + ((lane / 8) % 2) * 8]);
+                mma_bf16(sc[j], qf[kk], b[0], b[1]);
+                mma_bf16(sc[j + 1], qf[kk], b[2], b[3]);
+            }
+        }
+        /* mask, row maxima */
+        bool diag = p0 + FA_COLS - 1 > pos0 + q0;
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < FA_COLS / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int col = p0 + j * 8 + 2 * t + (e & 1);
+                int r = e >> 1;
+                float v = sc[j][e] * scale_log2;
+                if (diag && col > row_pos[r]) {
+                    v = -INFINITY;
+                }
+                sc[j][e] = v;
+                mx[r] = fmaxf(mx[r], v);
+            }
+        }
+        float corr[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float nm = fmaxf(m_r[r], mx[r]);
+            corr[r] = m_r[r] == -INFINITY ? 0.0f : exp2f(m_r[r] - nm);
+            m_r[r] = nm;
+            l_r[r] *= corr[r];
+        }
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            o[j][0] *= corr[0];
+            o[j][1] *= corr[0];
+            o[j][2] *= corr[1];
+            o[j][3] *= corr[1];
+        }
+        /* P = exp2(s - m), row sums, then O += P V */
+#pragma unroll
+        for (int j = 0; j < FA_COLS / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1;
+                float pv = m_r[r] == -INFINITY ? 0.0f : exp2f(sc[j][e] - m_r[r]);
+                sc[j][e] = pv;
+                l_r[r] += pv;
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < FA_COLS / 16; kk++) {
+            uint32_t a[4];
+            a[0] = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
+            a[1] = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
+            a[2] = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+            a[3] = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+#pragma unroll
+            for (int j = 0; j < D / 8; j += 2) {
+                uint32_t b[4];
+                ldsm_x4_t(b, &Vs[kk * 16 + ((lane / 8) % 2) * 8 + (lane % 8)][j * 8 + (lane / 16) * 8]);
+                mma_bf16(o[j], a, b[0], b[1]);
+                mma_bf16(o[j + 1], a, b[2], b[3]);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 1);
+        l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + warp * 16 + g + 8 * r;
+        if (row >= n) {
+            continue;
+        }
+        float inv = 1.0f / l_r[r];
+        float *op = out + (size_t)row * q_dim + (size_t)h * D;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            float2 v = make_float2(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
+            *(float2 *)(op + j * 8 + 2 * t) = v;
+        }
+    }
+}
+
 /* Attention of the n tokens [t0, t0 + n) of one sequence, at positions pos0 .. pos0 + n - 1
  * (its K/V for positions < pos0 + n already stored), through tensor-core GEMMs. */
 static void attn_prefill(struct eng_cuda_backend *cb, const struct eng_attn_batch *b,
@@ -1641,6 +1840,21 @@ static void attn_prefill(struct eng_cuda_backend *cb, const struct eng_attn_batc
     }
     size_t nq = (size_t)n * q_dim;
     k_to16<<<ew_blocks(nq), 256, 0, s>>>(q + (size_t)t0 * q_dim, nq, 1, cb->xh);
+    const char *env = getenv("HELIX_CUDA_FLASH");
+    if ((D == 64 || D == 128) && !(env && strcmp(env, "0") == 0)) {
+        dim3 grid((unsigned)((n + FA_ROWS - 1) / FA_ROWS), (unsigned)b->n_heads);
+        float sl2 = rsqrtf((float)D) * 1.4426950408889634f;
+        if (D == 128) {
+            k_flash_prefill<128><<<grid, 128, 0, s>>>(cb->xh, cb->kc, cb->vc,
+                                                      out + (size_t)t0 * q_dim, n, pos0,
+                                                      b->n_heads, nkv, sl2);
+        } else {
+            k_flash_prefill<64><<<grid, 128, 0, s>>>(cb->xh, cb->kc, cb->vc,
+                                                     out + (size_t)t0 * q_dim, n, pos0,
+                                                     b->n_heads, nkv, sl2);
+        }
+        return;
+    }
     int R = (int)(cb->s_cap / ((size_t)nkv * (size_t)L));
     R = R >= 64 ? R / 64 * 64 : R;
     float alpha = rsqrtf((float)D);
