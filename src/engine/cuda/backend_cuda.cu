@@ -84,6 +84,8 @@ struct eng_cuda_backend {
     size_t gu_cap;
     float *part; /* split-attention partials (floats) */
     size_t part_cap;
+    int *cnt; /* per (token, KV head group): splits done, for the combine (zeroed) */
+    size_t cnt_n;
     uint16_t *kc, *vc; /* a prefill run's gathered K, V (elements) */
     size_t kvc_cap;
     float *S; /* scores of a prefill chunk (floats) */
@@ -504,20 +506,28 @@ static int cuda_reserve(struct eng_backend *be, int max_rows, int max_cols, stru
     return rc;
 }
 
-#define ATT_TARGET_BLOCKS(cb) ((cb)->sms * 8)
+#define ATT_TARGET_BLOCKS(cb) ((cb)->sms * 4)
 #define ATT_MAX_SPLITS 64
 
 static int cuda_reserve_attn(struct eng_backend *be, int max_tokens, int max_ctx, int n_heads,
                              int n_kv_heads, int head_dim, struct hx_diag *diag)
 {
     struct eng_cuda_backend *cb = CB(be);
-    (void)max_tokens;
     /* split partials: splits are used only while (tokens x KV heads) < the target, so at most
      * target x splits... bounded by target blocks x their query heads */
     int g = n_heads / (n_kv_heads > 0 ? n_kv_heads : 1);
     size_t part = (size_t)ATT_TARGET_BLOCKS(cb) * 2 * (size_t)(g > 8 ? g : 8) *
                   (size_t)(head_dim + 2) * sizeof(float);
     int rc = grow(cb, (void **)&cb->part, &cb->part_cap, part, "attention scratch", diag);
+    size_t cn = (size_t)max_tokens * (size_t)n_heads;
+    if (rc == HX_OK && cn > cb->cnt_n) {
+        size_t cap = cb->cnt_n * sizeof(int);
+        rc = grow(cb, (void **)&cb->cnt, &cap, cn * sizeof(int), "attention counters", diag);
+        if (rc == HX_OK) {
+            note(cb, cudaMemsetAsync(cb->cnt, 0, cn * sizeof(int), cb->stream), "counters");
+            cb->cnt_n = cn;
+        }
+    }
     size_t kv = (size_t)max_ctx * (size_t)n_kv_heads * (size_t)head_dim * 2;
     if (rc == HX_OK) {
         rc = grow(cb, (void **)&cb->kc, &cb->kvc_cap, kv, "prefill attention scratch", diag);
@@ -1140,8 +1150,11 @@ static void cuda_kv_store(struct eng_backend *be, const struct eng_attn_batch *b
     prof_end(cb);
 }
 
-/* rope of q and k (in place), then k and v into the cache: one thread per rotated pair of
- * the token's n_heads + n_kv_heads heads; a K pair's thread also stores that pair of V. */
+/* rope of q and k (in place), then k and v into the cache. Thread (token, pair j) of head
+ * group blockIdx.y: cos/sin of the pair's angle once (the CPU's double sin/cos of the float32
+ * angle), applied to the group's heads of the token's n_heads + n_kv_heads; a K head's thread
+ * also stores that pair of V. */
+#define ROPE_HG 8
 template <typename KV>
 __global__ void k_rope_kv_store(struct eng_attn_batch b, float *q, float *k, const float *v,
                                 double theta)
@@ -1150,37 +1163,41 @@ __global__ void k_rope_kv_store(struct eng_attn_batch b, float *q, float *k, con
     pdl_wait();
     int d = b.head_dim;
     int half = d / 2;
-    int per_tok = (b.n_heads + b.n_kv_heads) * half;
     size_t e0 = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (e0 >= (size_t)b.n_tokens * per_tok) {
+    if (e0 >= (size_t)b.n_tokens * half) {
         return;
     }
-    int t = (int)(e0 / per_tok);
-    int e = (int)(e0 % per_tok);
+    int t = (int)(e0 / half);
+    int j = (int)(e0 % half);
     int p = b.tok_pos[t];
-    float a, c;
-    int nq = b.n_heads * half;
-    if (e < nq) {
-        float *vq = q + ((size_t)t * b.n_heads + e / half) * d;
-        rope_pair(vq, e % half, half, d, p, theta, &a, &c);
-        vq[e % half] = a;
-        vq[e % half + half] = c;
-        return;
-    }
-    int h = (e - nq) / half;
-    int j = (e - nq) % half;
-    size_t off = slot_off(b, b.tok_seq[t], p) + (size_t)h * d;
-    float *vk = k + ((size_t)t * b.n_kv_heads + h) * d;
-    rope_pair(vk, j, half, d, p, theta, &a, &c);
-    vk[j] = a;
-    vk[j + half] = c;
+    float inv_freq = (float)(1.0 / pow(theta, (double)(2 * j) / (double)d));
+    float angle = (float)p * inv_freq;
+    double sd, cd;
+    sincos((double)angle, &sd, &cd);
+    float sv = (float)sd, cv = (float)cd;
+    int nh = b.n_heads + b.n_kv_heads;
+    size_t off = slot_off(b, b.tok_seq[t], p);
     KV *kc = (KV *)b.k_cache;
     KV *vc = (KV *)b.v_cache;
-    kv_put(kc, off + j, a);
-    kv_put(kc, off + j + half, c);
-    const float *vv = v + ((size_t)t * b.n_kv_heads + h) * d;
-    kv_put(vc, off + j, vv[j]);
-    kv_put(vc, off + j + half, vv[j + half]);
+    for (int h = blockIdx.y; h < nh; h += gridDim.y) {
+        float *x = h < b.n_heads ? q + ((size_t)t * b.n_heads + h) * d
+                                 : k + ((size_t)t * b.n_kv_heads + (h - b.n_heads)) * d;
+        float x0 = x[j];
+        float x1 = x[j + half];
+        float r0 = x0 * cv - x1 * sv;
+        float r1 = x1 * cv + x0 * sv;
+        x[j] = r0;
+        x[j + half] = r1;
+        if (h >= b.n_heads) {
+            int kh = h - b.n_heads;
+            size_t o = off + (size_t)kh * d;
+            const float *vv = v + ((size_t)t * b.n_kv_heads + kh) * d;
+            kv_put(kc, o + j, r0);
+            kv_put(kc, o + j + half, r1);
+            kv_put(vc, o + j, vv[j]);
+            kv_put(vc, o + j + half, vv[j + half]);
+        }
+    }
 }
 
 static void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, float *q,
@@ -1191,13 +1208,12 @@ static void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_bat
     }
     struct eng_cuda_backend *cb = CB(be);
     prof_begin(cb, "rope_kv_store", 0);
-    size_t pairs = (size_t)b->n_tokens * (b->n_heads + b->n_kv_heads) * (b->head_dim / 2);
+    size_t pairs = (size_t)b->n_tokens * (b->head_dim / 2);
+    dim3 grid(pair_blocks(pairs), ROPE_HG);
     if (be->kv_dtype == ENG_DTYPE_BF16) {
-        launch(cb, k_rope_kv_store<uint16_t>, dim3(pair_blocks(pairs)), dim3(128), 0, *b, q, k, v,
-               theta);
+        launch(cb, k_rope_kv_store<uint16_t>, grid, dim3(128), 0, *b, q, k, v, theta);
     } else {
-        launch(cb, k_rope_kv_store<float>, dim3(pair_blocks(pairs)), dim3(128), 0, *b, q, k, v,
-               theta);
+        launch(cb, k_rope_kv_store<float>, grid, dim3(128), 0, *b, q, k, v, theta);
     }
     prof_end(cb);
 }
@@ -1218,7 +1234,7 @@ static void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_bat
 template <typename KV, int LP, int GM>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attn_decode(struct eng_attn_batch b, const float *q, float *out, float *part, int t0,
-                  int n_hgroups)
+                  int n_hgroups, int *counters)
 {
     pdl_trigger();
     pdl_wait();
@@ -1375,30 +1391,45 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
             }
         }
     }
-}
-
-/* out[t, h] from the n_splits partials of (t, h): one block per (token, head). */
-__global__ void k_attn_combine(const float *part, int n_heads, int D, int n_splits, int t0,
-                               float *out)
-{
-    pdl_trigger();
-    pdl_wait();
-    int tl = blockIdx.x / n_heads;
-    int h = blockIdx.x % n_heads;
-    const float *pp = part + ((size_t)tl * n_heads + h) * n_splits * (D + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_splits; s++) {
-        M = fmaxf(M, pp[(size_t)s * (D + 2)]);
+    if (n_splits == 1) {
+        return;
     }
-    for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float L = 0.0f, A = 0.0f;
-        for (int s = 0; s < n_splits; s++) {
-            const float *q = pp + (size_t)s * (D + 2);
-            float f = q[0] == -INFINITY ? 0.0f : __expf(q[0] - M);
-            L += q[1] * f;
-            A += q[2 + i] * f;
+    /* the last split of (token, head group) to finish combines the partials (and resets the
+     * counter for the next launch) */
+    __shared__ int s_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int ci = blockIdx.z * gridDim.y + blockIdx.y;
+        int old = atomicAdd(&counters[ci], 1);
+        s_last = old == n_splits - 1;
+        if (s_last) {
+            counters[ci] = 0;
         }
-        out[((size_t)(t0 + tl) * n_heads + h) * D + i] = A / L;
+    }
+    __syncthreads();
+    if (!s_last) {
+        return;
+    }
+    __threadfence();
+    for (int idx = threadIdx.x; idx < gn * D; idx += ATT_WARPS * 32) {
+        int g = idx / D;
+        int i = idx % D;
+        int h = h0 + g;
+        const float *pp = part + ((size_t)blockIdx.z * b.n_heads + h) * n_splits * (D + 2);
+        float M = -INFINITY;
+        for (int sp = 0; sp < n_splits; sp++) {
+            M = fmaxf(M, __ldcg(pp + (size_t)sp * (D + 2)));
+        }
+        float L = 0.0f, A = 0.0f;
+        for (int sp = 0; sp < n_splits; sp++) {
+            const float *qq = pp + (size_t)sp * (D + 2);
+            float m = __ldcg(qq);
+            float f = m == -INFINITY ? 0.0f : __expf(m - M);
+            L += __ldcg(qq + 1) * f;
+            A += __ldcg(qq + 2 + i) * f;
+        }
+        out[((size_t)t * b.n_heads + h) * D + i] = A / L;
     }
 }
 
@@ -1499,12 +1530,12 @@ static void attn_decode_launch(struct eng_cuda_backend *cb, const struct eng_att
     }
     splits = splits < 1 ? 1 : splits;
     dim3 grid((unsigned)splits, (unsigned)(b->n_kv_heads * n_hgroups), (unsigned)nt);
-    launch(cb, k_attn_decode<KV, LP, GM>, grid, dim3(ATT_WARPS * 32), 0, *b, q, out, cb->part,
-           t0, n_hgroups);
-    if (splits > 1) {
-        launch(cb, k_attn_combine, dim3(nt * b->n_heads), dim3(128), 0, (const float *)cb->part,
-               b->n_heads, b->head_dim, splits, t0, out);
+    if (splits > 1 && (size_t)nt * b->n_kv_heads * n_hgroups > cb->cnt_n) {
+        splits = 1; /* more tokens than reserved counters: no split */
+        grid.x = 1;
     }
+    launch(cb, k_attn_decode<KV, LP, GM>, grid, dim3(ATT_WARPS * 32), 0, *b, q, out, cb->part,
+           t0, n_hgroups, cb->cnt);
 }
 
 template <typename KV, int LP>
@@ -1664,8 +1695,23 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
     return *(uint32_t *)&v;
 }
 
-/* rows [r0, r0 + 64) of a [rows x ld] bf16 matrix (columns c0 .. c0 + D) into smem [64][D + 8];
- * rows >= n_rows are zeros. */
+__device__ __forceinline__ void cp_async16(void *smem, const void *g, bool valid)
+{
+    uint32_t sa = (uint32_t)__cvta_generic_to_shared(smem);
+    int sz = valid ? 16 : 0; /* 0: zero-fill */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sa), "l"(g), "r"(sz));
+}
+__device__ __forceinline__ void cp_async_commit()
+{
+    asm volatile("cp.async.commit_group;" ::);
+}
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+/* rows [r0, r0 + 64) of a [rows x ld] bf16 matrix (columns c0 .. c0 + D) into smem [64][D + 8],
+ * asynchronously; rows >= n_rows are zeros. */
 template <int D>
 __device__ __forceinline__ void fa_load_tile(uint16_t (*sm)[D + 8], const uint16_t *g, size_t ld,
                                              int r0, int n_rows, int c0)
@@ -1674,21 +1720,23 @@ __device__ __forceinline__ void fa_load_tile(uint16_t (*sm)[D + 8], const uint16
     for (int i = threadIdx.x; i < FA_ROWS * CH; i += blockDim.x) {
         int r = i / CH;
         int c = (i % CH) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (r0 + r < n_rows) {
-            v = *(const uint4 *)(g + (size_t)(r0 + r) * ld + c0 + c);
-        }
-        *(uint4 *)&sm[r][c] = v;
+        bool ok = r0 + r < n_rows;
+        cp_async16(&sm[r][c], ok ? g + (size_t)(r0 + r) * ld + c0 + c : g, ok);
     }
 }
+
+/* dynamic shared memory of k_flash_prefill<D>: K and V, two stages each */
+#define FA_SMEM(D) ((size_t)4 * FA_COLS * ((D) + 8) * sizeof(uint16_t))
 
 template <int D>
 __global__ void __launch_bounds__(128)
     k_flash_prefill(const uint16_t *Q, const uint16_t *K, const uint16_t *V, float *out, int n,
                     int pos0, int n_heads, int n_kv, float scale_log2)
 {
-    __shared__ __align__(16) uint16_t Ks[FA_COLS][D + 8];
-    __shared__ __align__(16) uint16_t Vs[FA_COLS][D + 8];
+    extern __shared__ __align__(16) uint16_t fa_sm[];
+    typedef uint16_t Tile[FA_COLS][D + 8];
+    Tile *Ks = (Tile *)fa_sm;      /* [2] */
+    Tile *Vs = (Tile *)fa_sm + 2;  /* [2] */
     int q0 = blockIdx.x * FA_ROWS;
     int h = blockIdx.y;
     int kvh = h / (n_heads / n_kv);
@@ -1699,13 +1747,20 @@ __global__ void __launch_bounds__(128)
     int lane = threadIdx.x & 31;
     int g = lane >> 2;
     int t = lane & 3;
-    /* Q fragments of this warp's 16 rows, through the K buffer */
-    fa_load_tile<D>(Ks, Q, q_dim, q0, n, h * D);
+    int last = pos0 + q0 + FA_ROWS - 1; /* the tile's last query position */
+    int n_tiles = ((last < L - 1 ? last : L - 1) + FA_COLS) / FA_COLS;
+    /* Q through stage 1 of K, tile 0 into stage 0 */
+    fa_load_tile<D>(Ks[1], Q, q_dim, q0, n, h * D);
+    cp_async_commit();
+    fa_load_tile<D>(Ks[0], K, kv_dim, 0, L, kvh * D);
+    fa_load_tile<D>(Vs[0], V, kv_dim, 0, L, kvh * D);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
     uint32_t qf[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
-        ldsm_x4(qf[kk], &Ks[warp * 16 + (lane % 16)][kk * 16 + (lane / 16) * 8]);
+        ldsm_x4(qf[kk], &Ks[1][warp * 16 + (lane % 16)][kk * 16 + (lane / 16) * 8]);
     }
     __syncthreads();
     float o[D / 8][4];
@@ -1716,13 +1771,18 @@ __global__ void __launch_bounds__(128)
     float m_r[2] = {-INFINITY, -INFINITY};
     float l_r[2] = {0.0f, 0.0f};
     int row_pos[2] = {pos0 + q0 + warp * 16 + g, pos0 + q0 + warp * 16 + g + 8};
-    int last = pos0 + q0 + FA_ROWS - 1; /* the tile's last query position */
-    int n_tiles = ((last < L - 1 ? last : L - 1) + FA_COLS) / FA_COLS;
     for (int kt = 0; kt < n_tiles; kt++) {
-        int p0 = kt * FA_COLS;
-        fa_load_tile<D>(Ks, K, kv_dim, p0, L, kvh * D);
-        fa_load_tile<D>(Vs, V, kv_dim, p0, L, kvh * D);
+        int st = kt & 1;
+        if (kt + 1 < n_tiles) {
+            fa_load_tile<D>(Ks[st ^ 1], K, kv_dim, (kt + 1) * FA_COLS, L, kvh * D);
+            fa_load_tile<D>(Vs[st ^ 1], V, kv_dim, (kt + 1) * FA_COLS, L, kvh * D);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
         __syncthreads();
+        int p0 = kt * FA_COLS;
         float sc[FA_COLS / 8][4];
 #pragma unroll
         for (int j = 0; j < FA_COLS / 8; j++) {
@@ -1733,7 +1793,8 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
             for (int j = 0; j < FA_COLS / 8; j += 2) {
                 uint32_t b[4];
-                ldsm_x4(b, &Ks[j * 8 + (lane / 16) * 8 + (lane % 8)][kk * 16 + ((lane / 8) % 2) * 8]);
+                ldsm_x4(b, &Ks[st][j * 8 + (lane / 16) * 8 + (lane % 8)]
+                               [kk * 16 + ((lane / 8) % 2) * 8]);
                 mma_bf16(sc[j], qf[kk], b[0], b[1]);
                 mma_bf16(sc[j + 1], qf[kk], b[2], b[3]);
             }
@@ -1793,7 +1854,8 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
             for (int j = 0; j < D / 8; j += 2) {
                 uint32_t b[4];
-                ldsm_x4_t(b, &Vs[kk * 16 + ((lane / 8) % 2) * 8 + (lane % 8)][j * 8 + (lane / 16) * 8]);
+                ldsm_x4_t(b, &Vs[st][kk * 16 + ((lane / 8) % 2) * 8 + (lane % 8)]
+                                 [j * 8 + (lane / 16) * 8]);
                 mma_bf16(o[j], a, b[0], b[1]);
                 mma_bf16(o[j + 1], a, b[2], b[3]);
             }
@@ -1845,13 +1907,11 @@ static void attn_prefill(struct eng_cuda_backend *cb, const struct eng_attn_batc
         dim3 grid((unsigned)((n + FA_ROWS - 1) / FA_ROWS), (unsigned)b->n_heads);
         float sl2 = rsqrtf((float)D) * 1.4426950408889634f;
         if (D == 128) {
-            k_flash_prefill<128><<<grid, 128, 0, s>>>(cb->xh, cb->kc, cb->vc,
-                                                      out + (size_t)t0 * q_dim, n, pos0,
-                                                      b->n_heads, nkv, sl2);
+            k_flash_prefill<128><<<grid, 128, FA_SMEM(128), s>>>(
+                cb->xh, cb->kc, cb->vc, out + (size_t)t0 * q_dim, n, pos0, b->n_heads, nkv, sl2);
         } else {
-            k_flash_prefill<64><<<grid, 128, 0, s>>>(cb->xh, cb->kc, cb->vc,
-                                                     out + (size_t)t0 * q_dim, n, pos0,
-                                                     b->n_heads, nkv, sl2);
+            k_flash_prefill<64><<<grid, 128, FA_SMEM(64), s>>>(
+                cb->xh, cb->kc, cb->vc, out + (size_t)t0 * q_dim, n, pos0, b->n_heads, nkv, sl2);
         }
         return;
     }
@@ -2064,7 +2124,7 @@ static void cuda_destroy(struct eng_backend *be)
     for (int i = 0; i < cb->n_graphs; i++) {
         cudaGraphExecDestroy(cb->graphs[i].exec);
     }
-    void *scratch[] = {cb->xh, cb->gu, cb->part, cb->kc, cb->vc, cb->S, cb->P, cb->blas_ws};
+    void *scratch[] = {cb->xh, cb->gu, cb->part, cb->cnt, cb->kc, cb->vc, cb->S, cb->P, cb->blas_ws};
     for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++) {
         dev_free(cb, scratch[i]);
     }
@@ -2183,6 +2243,14 @@ extern "C" int eng_cuda_backend_new(int device, struct eng_backend **out, struct
                            (int)bs);
     }
     cublasSetStream(cb->blas, cb->stream);
+    note(cb,
+         cudaFuncSetAttribute(k_flash_prefill<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              (int)FA_SMEM(128)),
+         "flash attention smem");
+    note(cb,
+         cudaFuncSetAttribute(k_flash_prefill<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              (int)FA_SMEM(64)),
+         "flash attention smem");
     if (dev_alloc(cb, &cb->blas_ws, BLAS_WS_BYTES) != cudaSuccess) {
         rc = oom(cb, BLAS_WS_BYTES, "the cuBLAS workspace", diag);
         cuda_destroy(&cb->base);
