@@ -45,30 +45,31 @@ struct gen_opts {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: helix generate [--model DIR] (--prompt TEXT | --prompt-ids I,J,...) [options]\n"
-            "\n"
-            "  --model DIR          Hugging Face model directory    (default %s)\n"
-            "  --prompt TEXT        prompt text (BOS is prepended)\n"
-            "  --prompt-ids LIST    prompt as comma-separated token ids (no tokenizer needed)\n"
-            "  -n, --max-new N      tokens to generate               (default 48)\n"
-            "  --temperature T      0 = greedy                       (default 0)\n"
-            "  --top-k K            0 = off                          (default 0)\n"
-            "  --top-p P            1 = off                          (default 1)\n"
-            "  --seed S             sampler seed                     (default 0)\n"
-            "  --threads N          CPU threads, 0 = all online CPUs (default 0)\n"
-            "  --device D           cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
-            "  --kv-dtype T         KV cache elements: bf16 (the GPU's default) or f32 (the CPU's)\n"
-            "                       (default cpu)\n"
-            "  --max-tokens N       tokens per forward step (prefill chunk) (default 256)\n"
-            "  --json               print prompt_ids, generated_ids, text, tokens_per_second\n"
-            "  --layers S:E         run only layers [S, E) over the prompt, as a worker would\n"
-            "  --dump-hidden FILE   with --layers: write the range's output activations\n"
-            "                       (float32 [tokens x hidden], little-endian)\n"
-            "  --hidden-in FILE     with --layers S:E, S > 0: the input activations (a previous\n"
-            "                       range's --dump-hidden)\n"
-            "  -h, --help           this text\n",
-            DEFAULT_MODEL);
+    fprintf(
+        out,
+        "usage: helix generate [--model DIR] (--prompt TEXT | --prompt-ids I,J,...) [options]\n"
+        "\n"
+        "  --model DIR          Hugging Face model directory    (default %s)\n"
+        "  --prompt TEXT        prompt text (BOS is prepended)\n"
+        "  --prompt-ids LIST    prompt as comma-separated token ids (no tokenizer needed)\n"
+        "  -n, --max-new N      tokens to generate               (default 48)\n"
+        "  --temperature T      0 = greedy                       (default 0)\n"
+        "  --top-k K            0 = off                          (default 0)\n"
+        "  --top-p P            1 = off                          (default 1)\n"
+        "  --seed S             sampler seed                     (default 0)\n"
+        "  --threads N          CPU threads, 0 = all online CPUs (default 0)\n"
+        "  --device D           cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+        "  --kv-dtype T         KV cache elements: bf16 (the GPU's default) or f32 (the CPU's)\n"
+        "                       (default cpu)\n"
+        "  --max-tokens N       tokens per forward step (prefill chunk) (default 256)\n"
+        "  --json               print prompt_ids, generated_ids, text, tokens_per_second\n"
+        "  --layers S:E         run only layers [S, E) over the prompt, as a worker would\n"
+        "  --dump-hidden FILE   with --layers: write the range's output activations\n"
+        "                       (float32 [tokens x hidden], little-endian)\n"
+        "  --hidden-in FILE     with --layers S:E, S > 0: the input activations (a previous\n"
+        "                       range's --dump-hidden)\n"
+        "  -h, --help           this text\n",
+        DEFAULT_MODEL);
 }
 
 static int parse_ids(const char *s, int32_t **out, int *n_out)

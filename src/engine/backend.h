@@ -139,7 +139,8 @@ struct eng_backend_ops {
 };
 
 /* Every backend starts with this header (its private state follows). kv_dtype: the element
- * type of KV caches made from now on (ENG_DTYPE_F32 or ENG_DTYPE_BF16; eng_backend_set_kv_dtype). */
+ * type of KV caches made from now on (ENG_DTYPE_F32 or ENG_DTYPE_BF16; eng_backend_set_kv_dtype).
+ */
 struct eng_backend {
     const struct eng_backend_ops *ops;
     enum eng_dtype kv_dtype;

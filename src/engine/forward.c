@@ -42,7 +42,7 @@ struct eng_engine {
     int max_blocks; /* per sequence */
     int n_blocks;   /* in the cache */
     int n_free;
-    int32_t *free_blocks; /* stack of free block ids */
+    int32_t *free_blocks;  /* stack of free block ids */
     size_t kv_esize;       /* bytes per KV element: the backend's kv_dtype */
     size_t layer_kv_bytes; /* one layer's K (or V) blocks */
     char *kv;              /* [n_local][K, V][n_blocks x 16 x kv_dim], backend memory */
@@ -382,8 +382,8 @@ static void layer_forward(struct eng_engine *e, int local, int T, const struct e
     if (op->matmul_qkv && op->matmul_swiglu && op->matmul_add && op->rope_kv_store &&
         w->wqkv.data && w->wgu.data) { /* the fused path: 7 ops and attention */
         op->rmsnorm(be, e->x, &w->attn_norm, T, eps, e->xn);
-        op->matmul_qkv(be, e->xn, T, &w->wqkv, w->bqkv.data ? &w->bqkv : NULL, e->q_dim,
-                       e->kv_dim, e->q, e->k, e->v);
+        op->matmul_qkv(be, e->xn, T, &w->wqkv, w->bqkv.data ? &w->bqkv : NULL, e->q_dim, e->kv_dim,
+                       e->q, e->k, e->v);
         op->rope_kv_store(be, &b, e->q, e->k, e->v, c->rope_theta);
         op->attention(be, &b, e->q, e->att);
         op->matmul_add(be, e->att, T, &w->wo, e->x);

@@ -294,10 +294,9 @@ static size_t weight_bytes(const struct eng_weight *w)
 
 static size_t layer_bytes(const struct eng_layer_weights *w)
 {
-    const struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk,       &w->wv, &w->wo,
-                                      &w->bq,        &w->bk, &w->bv,       &w->ffn_norm,
-                                      &w->wg,        &w->wu, &w->wd,       &w->wqkv,
-                                      &w->bqkv,      &w->wgu};
+    const struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk,   &w->wv,       &w->wo,
+                                      &w->bq,        &w->bk, &w->bv,   &w->ffn_norm, &w->wg,
+                                      &w->wu,        &w->wd, &w->wqkv, &w->bqkv,     &w->wgu};
     size_t sum = 0;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sum += weight_bytes(all[i]);
@@ -406,10 +405,9 @@ void eng_model_free(struct eng_model *m)
     if (m->layers) {
         for (int l = 0; l < m->end - m->begin; l++) {
             struct eng_layer_weights *w = &m->layers[l];
-            struct eng_weight *all[] = {&w->attn_norm, &w->wq,   &w->wk, &w->wv,  &w->wo,
-                                        &w->bq,        &w->bk,   &w->bv, &w->ffn_norm,
-                                        &w->wg,        &w->wu,   &w->wd, &w->wqkv,
-                                        &w->bqkv,      &w->wgu};
+            struct eng_weight *all[] = {&w->attn_norm, &w->wq, &w->wk,   &w->wv,       &w->wo,
+                                        &w->bq,        &w->bk, &w->bv,   &w->ffn_norm, &w->wg,
+                                        &w->wu,        &w->wd, &w->wqkv, &w->bqkv,     &w->wgu};
             for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
                 if (all[i]->data) {
                     m->be->ops->weight_release(m->be, all[i]);

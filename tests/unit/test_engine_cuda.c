@@ -284,7 +284,7 @@ static double check_attention(struct eng_backend *gpu, struct eng_backend *cpu, 
     }
     int32_t tables[2 * MB];
     for (int i = 0; i < MB; i++) {
-        tables[i] = (i * 5 + 3) % NB;        /* sequence 0: 10 blocks, scattered */
+        tables[i] = (i * 5 + 3) % NB; /* sequence 0: 10 blocks, scattered */
         tables[MB + i] = 0;
     }
     /* sequence 0 holds blocks {0, 1, 2, 3, 6, 7, 8, 11, 12, 13} at its longest (150
@@ -425,7 +425,8 @@ static void check_fused(struct eng_backend *gpu, struct eng_backend *cpu, int m,
     }
     float *dx = up(gpu, x, mh * sizeof(float)), *da = up(gpu, a, mf * sizeof(float));
     /* merged QKV */
-    float *q = xmalloc((size_t)m * QR * sizeof(float)), *k = xmalloc((size_t)m * KR * sizeof(float));
+    float *q = xmalloc((size_t)m * QR * sizeof(float)),
+          *k = xmalloc((size_t)m * KR * sizeof(float));
     float *v = xmalloc((size_t)m * KR * sizeof(float)), *got = xmalloc(mf * 2 * sizeof(float));
     cpu->ops->matmul(cpu, x, m, &hq, &hbq, q);
     cpu->ops->matmul(cpu, x, m, &hk, &hbk, k);
@@ -513,8 +514,18 @@ static void check_fused(struct eng_backend *gpu, struct eng_backend *cpu, int m,
         ASSERT_MSG(err <= 1e-5, "rope_kv_store %s cache m=%d: rel L2 %.3g", c ? "V" : "K", m, err);
     }
     printf("# fused ops m=%d hidden=%d equal the CPU's composition\n", m, H);
-    void *bufs[] = {dx, da, dq, dk, dv, dg, dacc, (void *)gb.tok_pos, (void *)gb.tok_seq,
-                    (void *)gb.block_tables, gb.k_cache, gb.v_cache};
+    void *bufs[] = {dx,
+                    da,
+                    dq,
+                    dk,
+                    dv,
+                    dg,
+                    dacc,
+                    (void *)gb.tok_pos,
+                    (void *)gb.tok_seq,
+                    (void *)gb.block_tables,
+                    gb.k_cache,
+                    gb.v_cache};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
         gpu->ops->buf_free(gpu, bufs[i]);
     }
@@ -522,8 +533,8 @@ static void check_fused(struct eng_backend *gpu, struct eng_backend *cpu, int m,
     for (int i = 0; i < 4; i++) {
         gpu->ops->weight_release(gpu, gw[i]);
     }
-    void *hbufs[] = {wq, wk, wv, wg, wu, wd, bq, bk, bvv, x, a, q, k, v, got, g, u, o, acc, kc, vc,
-                     q2, k2, zero, kb, kf};
+    void *hbufs[] = {wq, wk,  wv, wg, wu, wd,  bq, bk, bvv, x,  a,    q,  k,
+                     v,  got, g,  u,  o,  acc, kc, vc, q2,  k2, zero, kb, kf};
     for (size_t i = 0; i < sizeof(hbufs) / sizeof(hbufs[0]); i++) {
         xfree(hbufs[i]);
     }
