@@ -252,21 +252,13 @@ static int cuda_reserve_attn(struct eng_backend *be, int max_tokens, int max_ctx
                              int n_kv_heads, int head_dim, struct hx_diag *diag)
 {
     struct eng_cuda_backend *cb = CB(be);
+    (void)max_tokens; /* splits are bounded by blocks, not tokens */
     /* split partials: splits are used only while (tokens x KV heads) < the target, so at most
      * target x splits... bounded by target blocks x their query heads */
     int g = n_heads / (n_kv_heads > 0 ? n_kv_heads : 1);
     size_t part = (size_t)ATT_TARGET_BLOCKS(cb) * 2 * (size_t)(g > 8 ? g : 8) *
                   (size_t)(head_dim + 2) * sizeof(float);
     int rc = grow(cb, (void **)&cb->part, &cb->part_cap, part, "attention scratch", diag);
-    size_t cn = (size_t)max_tokens * (size_t)n_heads;
-    if (rc == HX_OK && cn > cb->cnt_n) {
-        size_t cap = cb->cnt_n * sizeof(int);
-        rc = grow(cb, (void **)&cb->cnt, &cap, cn * sizeof(int), "attention counters", diag);
-        if (rc == HX_OK) {
-            note(cb, cudaMemsetAsync(cb->cnt, 0, cn * sizeof(int), cb->stream), "counters");
-            cb->cnt_n = cn;
-        }
-    }
     size_t kv = (size_t)max_ctx * (size_t)n_kv_heads * (size_t)head_dim * 2;
     if (rc == HX_OK) {
         rc = grow(cb, (void **)&cb->kc, &cb->kvc_cap, kv, "prefill attention scratch", diag);
@@ -522,8 +514,7 @@ static void cuda_destroy(struct eng_backend *be)
     for (int i = 0; i < cb->n_graphs; i++) {
         cudaGraphExecDestroy(cb->graphs[i].exec);
     }
-    void *scratch[] = {cb->xh, cb->gu, cb->part, cb->cnt,    cb->kc,
-                       cb->vc, cb->S,  cb->P,    cb->blas_ws};
+    void *scratch[] = {cb->xh, cb->gu, cb->part, cb->kc, cb->vc, cb->S, cb->P, cb->blas_ws};
     for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++) {
         dev_free(cb, scratch[i]);
     }

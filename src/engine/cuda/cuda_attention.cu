@@ -158,7 +158,10 @@ void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, 
     struct eng_cuda_backend *cb = CB(be);
     prof_begin(cb, "rope_kv_store", 0);
     size_t pairs = (size_t)b->n_tokens * (b->head_dim / 2);
-    dim3 grid(pair_blocks(pairs), ROPE_HG);
+    /* few tokens (decode): a thread per pair and head, for latency; many: cos/sin shared by
+     * ROPE_HG heads' worth of threads */
+    unsigned hg = pairs < 16384 ? (unsigned)(b->n_heads + b->n_kv_heads) : ROPE_HG;
+    dim3 grid(pair_blocks(pairs), hg);
     if (be->kv_dtype == ENG_DTYPE_BF16) {
         launch(cb, k_rope_kv_store<uint16_t>, grid, dim3(128), 0, *b, q, k, v, theta);
     } else {
@@ -183,7 +186,7 @@ void cuda_rope_kv_store(struct eng_backend *be, const struct eng_attn_batch *b, 
 template <typename KV, int LP, int GM>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attn_decode(struct eng_attn_batch b, const float *q, float *out, float *part, int t0,
-                  int n_hgroups, int *counters)
+                  int n_hgroups)
 {
     pdl_trigger();
     pdl_wait();
@@ -340,47 +343,35 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
             }
         }
     }
-    if (n_splits == 1) {
-        return;
+}
+
+/* out[t, h] from the n_splits partials of (t, h): one block per (token, head). */
+__global__ void k_attn_combine(const float *part, int n_heads, int D, int n_splits, int t0,
+                               float *out)
+{
+    pdl_trigger();
+    pdl_wait();
+    int tl = blockIdx.x / n_heads;
+    int h = blockIdx.x % n_heads;
+    const float *pp = part + ((size_t)tl * n_heads + h) * n_splits * (D + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; s++) {
+        M = fmaxf(M, pp[(size_t)s * (D + 2)]);
     }
-    /* the last split of (token, head group) to finish combines the partials (and resets the
-     * counter for the next launch) */
-    __shared__ int s_last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int ci = blockIdx.z * gridDim.y + blockIdx.y;
-        int old = atomicAdd(&counters[ci], 1);
-        s_last = old == n_splits - 1;
-        if (s_last) {
-            counters[ci] = 0;
-        }
-    }
-    __syncthreads();
-    if (!s_last) {
-        return;
-    }
-    __threadfence();
-    for (int idx = threadIdx.x; idx < gn * D; idx += ATT_WARPS * 32) {
-        int g = idx / D;
-        int i = idx % D;
-        int h = h0 + g;
-        const float *pp = part + ((size_t)blockIdx.z * b.n_heads + h) * n_splits * (D + 2);
-        float M = -INFINITY;
-        for (int sp = 0; sp < n_splits; sp++) {
-            M = fmaxf(M, __ldcg(pp + (size_t)sp * (D + 2)));
-        }
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
         float L = 0.0f, A = 0.0f;
-        for (int sp = 0; sp < n_splits; sp++) {
-            const float *qq = pp + (size_t)sp * (D + 2);
-            float m = __ldcg(qq);
-            float f = m == -INFINITY ? 0.0f : __expf(m - M);
-            L += __ldcg(qq + 1) * f;
-            A += __ldcg(qq + 2 + i) * f;
+        for (int s = 0; s < n_splits; s++) {
+            const float *q = pp + (size_t)s * (D + 2);
+            float f = q[0] == -INFINITY ? 0.0f : __expf(q[0] - M);
+            L += q[1] * f;
+            A += q[2 + i] * f;
         }
-        out[((size_t)t * b.n_heads + h) * D + i] = A / L;
+        out[((size_t)(t0 + tl) * n_heads + h) * D + i] = A / L;
     }
 }
+
+/* The general attention (head_dim not a multiple of 8, or > 256): one block per (token,
+ * head), a chunk of 64 positions at a time with an online softmax. */
 
 /* The general attention (head_dim not a multiple of 8, or > 256): one block per (token,
  * head), a chunk of 64 positions at a time with an online softmax. */
@@ -479,12 +470,12 @@ static void attn_decode_launch(struct eng_cuda_backend *cb, const struct eng_att
     }
     splits = splits < 1 ? 1 : splits;
     dim3 grid((unsigned)splits, (unsigned)(b->n_kv_heads * n_hgroups), (unsigned)nt);
-    if (splits > 1 && (size_t)nt * b->n_kv_heads * n_hgroups > cb->cnt_n) {
-        splits = 1; /* more tokens than reserved counters: no split */
-        grid.x = 1;
-    }
     launch(cb, k_attn_decode<KV, LP, GM>, grid, dim3(ATT_WARPS * 32), 0, *b, q, out, cb->part, t0,
-           n_hgroups, cb->cnt);
+           n_hgroups);
+    if (splits > 1) {
+        launch(cb, k_attn_combine, dim3(nt * b->n_heads), dim3(128), 0, (const float *)cb->part,
+               b->n_heads, b->head_dim, splits, t0, out);
+    }
 }
 
 template <typename KV, int LP>

@@ -68,8 +68,6 @@ struct eng_cuda_backend {
     size_t gu_cap;
     float *part; /* split-attention partials (floats) */
     size_t part_cap;
-    int *cnt; /* per (token, KV head group): splits done, for the combine (zeroed) */
-    size_t cnt_n;
     uint16_t *kc, *vc; /* a prefill run's gathered K, V (elements) */
     size_t kvc_cap;
     float *S; /* scores of a prefill chunk (floats) */
@@ -135,7 +133,7 @@ static inline void launch(struct eng_cuda_backend *cb, void (*k)(P...), dim3 gri
     note(cb, cudaLaunchKernelEx(&cfg, k, ((P)args)...), "launch");
 }
 
-#define ATT_TARGET_BLOCKS(cb) ((cb)->sms * 4) /* decode attention: split contexts up to this */
+#define ATT_TARGET_BLOCKS(cb) ((cb)->sms * 8) /* decode attention: split contexts up to this */
 #define ATT_MAX_SPLITS 64
 
 static inline size_t wsize(const struct eng_weight *w)
