@@ -104,6 +104,8 @@ struct eng_backend_ops {
      * (a GPU's launches are asynchronous, so errors surface late and stay). 0 or an HX_E*. */
     int (*error)(struct eng_backend *be, struct hx_diag *diag);
 
+    /* Optional: free and total bytes of the backend's memory (for out-of-memory messages). */
+    void (*mem_info)(struct eng_backend *be, size_t *free_b, size_t *total_b);
     /* Optional: size attention scratch for steps of at most max_tokens tokens over contexts
      * of at most max_ctx positions, before serving. 0 or HX_ENOMEM. */
     int (*reserve_attn)(struct eng_backend *be, int max_tokens, int max_ctx, int n_heads,

@@ -61,6 +61,14 @@ static int engine_alloc(struct eng_engine *e, size_t n, void *out, struct hx_dia
     void **p = out;
     int rc = e->be->ops->buf_alloc(e->be, n ? n : 1, p);
     if (rc != HX_OK) {
+        if (e->be->ops->mem_info) {
+            size_t free_b = 0, total_b = 0;
+            e->be->ops->mem_info(e->be, &free_b, &total_b);
+            return hx_diag_set(diag, HX_ENOMEM,
+                               "engine: cannot allocate %zu bytes of %s memory (%zu of %zu bytes "
+                               "free)",
+                               n, e->be->ops->name, free_b, total_b);
+        }
         return hx_diag_set(diag, HX_ENOMEM, "engine: cannot allocate %zu bytes of %s memory", n,
                            e->be->ops->name);
     }

@@ -760,6 +760,7 @@ TEST(engine_cuda_oom_is_a_clear_error)
     o.kv_bytes = (size_t)1 << 42; /* 4 TiB of KV */
     ASSERT_ERR(eng_engine_new(m, &o, &e, &d), HX_ENOMEM);
     ASSERT_CONTAINS(d.msg, "bytes");
+    ASSERT_CONTAINS(d.msg, "free");
     printf("# %s\n", d.msg);
     /* the backend still works afterwards */
     hx_diag_clear(&d);

@@ -133,6 +133,16 @@ static int cuda_buf_alloc(struct eng_backend *be, size_t n, void **out)
     return HX_OK;
 }
 
+static void cuda_mem_info(struct eng_backend *be, size_t *free_b, size_t *total_b)
+{
+    (void)be;
+    *free_b = 0;
+    *total_b = 0;
+    if (cudaMemGetInfo(free_b, total_b) != cudaSuccess) {
+        cudaGetLastError();
+    }
+}
+
 static void cuda_buf_free(struct eng_backend *be, void *p)
 {
     dev_free(CB(be), p);
@@ -560,6 +570,7 @@ static const struct eng_backend_ops cuda_ops = {
     .swiglu = cuda_swiglu,
     .add = cuda_add,
     .error = eng_cuda_backend_error,
+    .mem_info = cuda_mem_info,
     .reserve_attn = cuda_reserve_attn,
     .weight_upload_cat = cuda_weight_upload_cat,
     .matmul_qkv = cuda_matmul_qkv,
