@@ -226,6 +226,17 @@ TEST(engine_cuda_elementwise_vs_cpu)
     gpu->ops->rmsnorm(gpu, dxx, &gn, N, 1e-5f, dx);
     down(gpu, got, dx, sizeof(got));
     ASSERT_LE(test_rel_l2(got, want, N * DIM), 1e-6);
+    {
+        /* a width that is not a multiple of 4 (the general kernel): 13 rows of 199 */
+        struct eng_weight hn2 = {ENG_DTYPE_BF16, 1, 199, nw};
+        struct eng_weight gn2;
+        ASSERT_OK(gpu->ops->weight_upload(gpu, &hn2, &gn2, NULL));
+        cpu->ops->rmsnorm(cpu, x, &hn2, N, 1e-5f, want);
+        gpu->ops->rmsnorm(gpu, dxx, &gn2, N, 1e-5f, dx);
+        down(gpu, got, dx, (size_t)N * 199 * sizeof(float));
+        ASSERT_LE(test_rel_l2(got, want, (size_t)N * 199), 1e-6);
+        gpu->ops->weight_release(gpu, &gn2);
+    }
 
     /* rope over N x NH x HD = N x 200 floats, at large positions */
     memcpy(want, x, sizeof(x));
