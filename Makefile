@@ -135,9 +135,11 @@ $(RUNNER): $(TEST_OBJ) $(LIB)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
 
 $(BUILD)/obj/bench/%.o: CPPFLAGS += -Itests -Ibench
+# bench programs are bench/bench_*.c; bench_engine has two more parts (bench/engine_*.c)
+$(BUILD)/bench_engine: $(BUILD)/obj/bench/engine_model.o $(BUILD)/obj/bench/engine_full.o
 $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CU_LIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS) $(CU_LIBS)
 
 # ---- the README's commands -------------------------------------------------------------
 
