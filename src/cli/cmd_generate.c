@@ -421,10 +421,12 @@ int cmd_generate(int argc, char **argv)
             o.device = optarg;
             break;
         }
-        case OPT_KV_DTYPE:
-            bad = strcmp(optarg, "bf16") != 0 && strcmp(optarg, "f32") != 0;
+        case OPT_KV_DTYPE: {
+            enum eng_dtype kv_dt;
+            bad = eng_kv_dtype_parse(optarg, &kv_dt) != 0;
             o.kv_dtype = optarg;
             break;
+        }
         case OPT_LAYERS:
             bad = parse_layers(optarg, &o.layer_begin, &o.layer_end);
             break;

@@ -85,7 +85,8 @@ int cmd_worker(int argc, char **argv)
             }
             device = v;
         } else if (strcmp(a, "--kv-dtype") == 0) {
-            if (strcmp(v, "bf16") != 0 && strcmp(v, "f32") != 0) {
+            enum eng_dtype kv_dt;
+            if (eng_kv_dtype_parse(v, &kv_dt) != 0) {
                 return cli_usage_error("worker", "--kv-dtype wants bf16 or f32, not '%s'", v);
             }
             kv_dtype = v;

@@ -54,6 +54,8 @@ struct eng_backend;
 
 struct eng_backend_ops {
     const char *name;
+    /* The KV cache element types this backend can keep: bit (1 << enum eng_dtype). */
+    unsigned kv_dtypes;
     void (*destroy)(struct eng_backend *be);
 
     /* ---- buffers ---- */

@@ -255,6 +255,8 @@ const char *eng_backend_name(const struct eng_backend *be);
 /* The KV cache element type of engines made on be from now on: "f32" or "bf16". The CPU
  * backend keeps float32 only (HX_ENOTSUP otherwise); CUDA defaults to bf16. */
 int eng_backend_set_kv_dtype(struct eng_backend *be, const char *dtype, struct hx_diag *diag);
+/* A KV cache dtype name, "f32" or "bf16": 0, or -1 for any other. */
+int eng_kv_dtype_parse(const char *name, enum eng_dtype *out);
 /* The backend's KV cache element type now. */
 enum eng_dtype eng_backend_kv_dtype(const struct eng_backend *be);
 

@@ -90,6 +90,12 @@ static void down(struct eng_backend *be, void *dst, const void *src, size_t n)
     }
 }
 
+/* v rounded to bf16, as the GPU's bf16 KV cache and tensor-core inputs hold it. */
+static float bf16r(float v)
+{
+    return eng_bf16_to_f32(eng_f32_to_bf16(v));
+}
+
 /* v as the GPU sees it as a matmul input of m rows: above 8 rows (cuBLAS) in the weight's
  * 16-bit type. */
 static float round_as_gpu(float v, enum eng_dtype dt, int m)
@@ -97,13 +103,7 @@ static float round_as_gpu(float v, enum eng_dtype dt, int m)
     if (m <= 8 || dt == ENG_DTYPE_F32) {
         return v;
     }
-    return dt == ENG_DTYPE_BF16 ? eng_bf16_to_f32(eng_f32_to_bf16(v))
-                                : eng_f16_to_f32(eng_f32_to_f16(v));
-}
-
-static float bf16r(float v)
-{
-    return eng_bf16_to_f32(eng_f32_to_bf16(v));
+    return dt == ENG_DTYPE_BF16 ? bf16r(v) : eng_f16_to_f32(eng_f32_to_f16(v));
 }
 
 static void check_matmul(struct eng_backend *gpu, struct eng_backend *cpu, enum eng_dtype dt, int m,

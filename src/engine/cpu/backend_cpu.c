@@ -248,6 +248,7 @@ static void cpu_destroy(struct eng_backend *be)
 
 static const struct eng_backend_ops cpu_ops = {
     .name = "cpu",
+    .kv_dtypes = 1u << ENG_DTYPE_F32, /* the oracle: exact float32, as transformers' golden runs */
     .destroy = cpu_destroy,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,
@@ -283,7 +284,7 @@ int eng_cpu_backend_new(int n_threads, struct eng_backend **out, struct hx_diag 
         return hx_diag_set(diag, HX_ENOMEM, "cpu backend: out of memory");
     }
     cb->base.ops = &cpu_ops;
-    cb->base.kv_dtype = ENG_DTYPE_F32; /* the oracle: exact float32, as transformers' golden runs */
+    cb->base.kv_dtype = ENG_DTYPE_F32;
     cb->wide = cpu_matmul_wide_ok();
     /* our pool splits the work; each sgemm call runs on the thread that makes it */
     openblas_set_num_threads(1);
@@ -305,19 +306,28 @@ const char *eng_backend_name(const struct eng_backend *be)
     return be->ops->name;
 }
 
+int eng_kv_dtype_parse(const char *name, enum eng_dtype *out)
+{
+    if (strcmp(name, "f32") == 0) {
+        *out = ENG_DTYPE_F32;
+    } else if (strcmp(name, "bf16") == 0) {
+        *out = ENG_DTYPE_BF16;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 int eng_backend_set_kv_dtype(struct eng_backend *be, const char *dtype, struct hx_diag *diag)
 {
     enum eng_dtype dt;
-    if (strcmp(dtype, "f32") == 0 || strcmp(dtype, "float32") == 0) {
-        dt = ENG_DTYPE_F32;
-    } else if (strcmp(dtype, "bf16") == 0 || strcmp(dtype, "bfloat16") == 0) {
-        dt = ENG_DTYPE_BF16;
-    } else {
+    if (eng_kv_dtype_parse(dtype, &dt) != 0) {
         return hx_diag_set(diag, HX_EINVAL, "bad KV cache dtype '%s' (f32 or bf16)", dtype);
     }
-    if (dt != ENG_DTYPE_F32 && strcmp(be->ops->name, "cpu") == 0) {
+    if (!(be->ops->kv_dtypes & (1u << dt))) {
         return hx_diag_set(diag, HX_ENOTSUP,
-                           "the CPU backend keeps its KV cache in float32 (bf16 is the GPU's)");
+                           "the %s backend keeps its KV cache in float32 (bf16 is the GPU's)",
+                           be->ops->name);
     }
     be->kv_dtype = dt;
     return HX_OK;
