@@ -37,6 +37,10 @@ static void usage(FILE *f)
                "  --type NAME        node type name (default cpu-t<N> on cpu; on a GPU its name\n"
                "                     with [^A-Za-z0-9._-] as '_', e.g. NVIDIA_H100_80GB_HBM3)\n"
                "  --kv-bytes B       KV budget of a worker of this type (default: the worker's)\n"
+               "  --mem-bytes N      the type's memory cap, as `helix worker --mem-bytes N`\n"
+               "                     (suffix K, M, G, T): with k layers its KV budget is N\n"
+               "                     minus k layers' weights minus the activation scratch,\n"
+               "                     so max_layers and kv_blocks follow the cap\n"
                "  --out DIR          output directory (default profile)\n"
                "  --max-seconds S    measuring time budget (default 3)\n"
                "  --max-input-len N  longest prompt of the workload (default: half the model's\n"
@@ -57,8 +61,8 @@ static void on_progress(void *user, const char *what, double x, double ms, int i
 }
 
 static int run_profile(const char *model, const char *out, const char *type, int threads,
-                       struct eng_backend *be, const char *desc, double kv, double secs, long mil,
-                       struct progress *pg_in);
+                       struct eng_backend *be, const char *desc, double kv, uint64_t mem,
+                       double secs, long mil, struct progress *pg_in);
 
 int cmd_profile(int argc, char **argv)
 {
@@ -68,6 +72,7 @@ int cmd_profile(int argc, char **argv)
     const char *device = "cpu";
     long threads = 0;
     double kv = 0;
+    uint64_t mem = 0;
     double secs = 3;
     long mil = 0;
     struct progress pg = {0};
@@ -104,6 +109,11 @@ int cmd_profile(int argc, char **argv)
         } else if (strcmp(a, "--kv-bytes") == 0) {
             if (cli_parse_double(v, &kv) != 0 || kv < 1 || kv > 1e15) {
                 return cli_usage_error("profile", "--kv-bytes wants a positive size, not '%s'", v);
+            }
+        } else if (strcmp(a, "--mem-bytes") == 0) {
+            if (rt_size_parse(v, &mem) != 0 || mem == 0) {
+                return cli_usage_error(
+                    "profile", "--mem-bytes wants a size such as 12G or 4096M, not '%s'", v);
             }
         } else if (strcmp(a, "--max-input-len") == 0) {
             if (cli_parse_long(v, &mil) != 0 || mil < 1 || mil > 65536) {
@@ -148,14 +158,14 @@ int cmd_profile(int argc, char **argv)
     if (!type) {
         type = tname;
     }
-    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, secs, mil, &pg);
+    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, mem, secs, mil, &pg);
     eng_backend_free(be);
     return ret;
 }
 
 static int run_profile(const char *model, const char *out, const char *type, int threads,
-                       struct eng_backend *be, const char *desc, double kv, double secs, long mil,
-                       struct progress *pg_in)
+                       struct eng_backend *be, const char *desc, double kv, uint64_t mem,
+                       double secs, long mil, struct progress *pg_in)
 {
     struct progress pg = *pg_in;
     struct rt_profile_opts o;
@@ -166,6 +176,7 @@ static int run_profile(const char *model, const char *out, const char *type, int
     o.backend = be;
     o.device = desc;
     o.kv_bytes = (uint64_t)kv;
+    o.mem_bytes = mem;
     o.max_seconds = secs;
     o.max_input_len = (int)mil;
     o.progress = on_progress;

@@ -259,13 +259,22 @@ static int prompt_requests(const struct eng_config *cfg, int max_input_len)
     return worker_tokens / max_input_len > 1 ? worker_tokens / max_input_len : 1;
 }
 
+/* A worker's memory cap (--mem-bytes) as the KV constants see it: per k layers the KV budget
+ * is mem_bytes - k x layer_bytes - act_bytes, as worker_mem_budget computes it at load. */
+struct mem_cap {
+    uint64_t mem_bytes;
+    uint64_t layer_bytes;
+    uint64_t act_bytes;
+};
+
 /*
  * The KV-derived constants of a type with this budget (0: the worker default): kv_blocks,
  * prompt_max_requests, decode_max_tokens per k, max_layers, typical layers. *d_max = the
  * largest decode_max_tokens.
  */
 static int kv_constants(const struct eng_config *cfg, int pmr, int ctx, uint64_t kv_bytes,
-                        size_t bb, struct rt_prof_type *t, int *d_max, struct hx_diag *diag)
+                        const struct mem_cap *mc, size_t bb, struct rt_prof_type *t, int *d_max,
+                        struct hx_diag *diag)
 {
     int L = cfg->n_layers;
     int full_blocks = (cfg->max_pos + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
@@ -276,7 +285,18 @@ static int kv_constants(const struct eng_config *cfg, int pmr, int ctx, uint64_t
     *d_max = 1;
     for (int k = 1; k <= L; k++) {
         uint64_t blocks;
-        if (kv_bytes > 0) {
+        if (mc && mc->mem_bytes > 0) {
+            /* what a worker under --mem-bytes keeps for KV with k layers (worker_mem_budget) */
+            uint64_t used = (uint64_t)k * mc->layer_bytes + mc->act_bytes;
+            if (used >= mc->mem_bytes) {
+                break;
+            }
+            uint64_t kv = mc->mem_bytes - used;
+            if (kv_bytes > 0 && kv_bytes < kv) {
+                kv = kv_bytes;
+            }
+            blocks = kv / ((uint64_t)k * bb);
+        } else if (kv_bytes > 0) {
             blocks = kv_bytes / ((uint64_t)k * bb);
         } else {
             blocks = (uint64_t)RT_MAX_SEQS * (uint64_t)full_blocks;
@@ -296,6 +316,14 @@ static int kv_constants(const struct eng_config *cfg, int pmr, int ctx, uint64_t
         int dm = fit < RT_MAX_SEQS ? (int)fit : RT_MAX_SEQS;
         t->decode_max_tokens[k - 1] = dm > 1 ? dm : 1;
         *d_max = t->decode_max_tokens[k - 1] > *d_max ? t->decode_max_tokens[k - 1] : *d_max;
+    }
+    if (t->max_layers == 0 && mc && mc->mem_bytes > 0) {
+        return hx_diag_set(diag, HX_EINVAL,
+                           "profile: a memory cap of %llu bytes cannot hold one layer (%llu "
+                           "bytes), the activation scratch (%llu) and one %d-token sequence's KV "
+                           "(%zu bytes per 16-token block)",
+                           (unsigned long long)mc->mem_bytes, (unsigned long long)mc->layer_bytes,
+                           (unsigned long long)mc->act_bytes, cfg->max_pos, bb);
     }
     if (t->max_layers == 0) {
         return hx_diag_set(diag, HX_EINVAL,
@@ -459,11 +487,14 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     snprintf(t.type, sizeof(t.type), "%s", tname);
     t.threads = nthreads;
     t.kv_bytes = o->kv_bytes;
+    t.mem_bytes = o->mem_bytes;
     if (!on_cpu) {
         snprintf(t.device, sizeof(t.device), "%s", o->device);
     }
     int d_max = 1;
-    rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, bb, &t, &d_max, diag);
+    struct mem_cap mc = {o->mem_bytes, (uint64_t)eng_model_layer_bytes(m),
+                         worker_act_bytes(&cfg, cfg.max_pos < 256 ? 256 : cfg.max_pos, 1)};
+    rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, &mc, bb, &t, &d_max, diag);
     if (rc != 0) {
         goto out;
     }
@@ -655,7 +686,7 @@ int rt_profile_derive(const struct rt_prof *src, const char *src_type, const cha
     memset(&t, 0, sizeof(t));
     int d_max = 1;
     rc = kv_constants(&cfg, prompt_requests(&cfg, src->max_input_len), decode_ctx(src, cfg.max_pos),
-                      kv_bytes, kv_block_bytes(&cfg), &t, &d_max, diag);
+                      kv_bytes, NULL, kv_block_bytes(&cfg), &t, &d_max, diag);
     if (rc != 0) {
         type_release(&t);
         return rc;
@@ -885,7 +916,13 @@ int rt_profile_write(const struct rt_prof *p, const char *dir, char *ini_path, s
     for (int i = 0; i < p->n_types; i++) {
         const struct rt_prof_type *t = &p->types[i];
         strbuf_addf(&sb, "\n[gpu %s]\n", t->type);
-        if (t->device[0] && strcmp(t->device, "cpu") != 0) {
+        if (t->mem_bytes > 0) {
+            strbuf_addf(&sb,
+                        "# measured on %s (%d threads), memory cap %llu bytes (weights + "
+                        "activations + KV), KV budget %llu bytes (0: what the cap leaves)\n",
+                        t->device[0] ? t->device : "cpu", t->threads,
+                        (unsigned long long)t->mem_bytes, (unsigned long long)t->kv_bytes);
+        } else if (t->device[0] && strcmp(t->device, "cpu") != 0) {
             strbuf_addf(&sb, "# measured on %s, KV budget %llu bytes (0: default)\n", t->device,
                         (unsigned long long)t->kv_bytes);
         } else if (t->threads > 0 || t->kv_bytes > 0) {

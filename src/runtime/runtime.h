@@ -240,9 +240,10 @@ size_t coord_stop_scan(const char *text, size_t len, size_t emitted, const char 
  */
 struct rt_prof_type {
     char type[32];
-    int threads;       /* CPU backend threads it was measured with */
-    uint64_t kv_bytes; /* the KV budget the kv_blocks come from (0: the worker default) */
-    char device[64];   /* "" or "cpu": the CPU backend; else the GPU it was measured on */
+    int threads;        /* CPU backend threads it was measured with */
+    uint64_t kv_bytes;  /* the KV budget the kv_blocks come from (0: the worker default) */
+    uint64_t mem_bytes; /* a worker's --mem-bytes cap they come from instead (0: none) */
+    char device[64];    /* "" or "cpu": the CPU backend; else the GPU it was measured on */
     int max_layers;
     int *kv_blocks;           /* [max_layers], k = 1..max_layers */
     int *prompt_max_requests; /* [max_layers] */
@@ -283,7 +284,11 @@ struct rt_profile_opts {
     /* The backend in words for the profile's comments ("cuda:0 NVIDIA H100 80GB HBM3");
      * NULL or "cpu": the CPU backend (the comments then read as they always did). */
     const char *device;
-    uint64_t kv_bytes;  /* KV budget of a worker of this type (0: the worker's default) */
+    uint64_t kv_bytes; /* KV budget of a worker of this type (0: the worker's default) */
+    /* Memory cap of a worker of this type (`helix worker --mem-bytes`; 0: none): with k layers
+     * its KV budget is mem_bytes - k layers' weights - the activation scratch (kv_bytes, if
+     * set, lowers it further), so max_layers and kv_blocks follow the cap. */
+    uint64_t mem_bytes;
     double max_seconds; /* measuring time budget (<= 0: 3 s); at least one run per point */
     /* Longest prompt of the workload (max_input_len; 0: half the model's context). Larger
      * than the context is allowed (prompts of a batch are then measured as several

@@ -164,3 +164,49 @@ TEST(runtime_profile_rejects_bad_input)
     ASSERT(strstr(d.msg, "KV budget") != NULL);
     ASSERT(p == NULL);
 }
+
+/* A memory cap (--mem-bytes): with k layers the KV budget is the cap minus k layers' weights
+ * minus the activation scratch, so max_layers and kv_blocks shrink with the cap. */
+TEST(runtime_profile_memory_cap)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/hx_prof_XXXXXX");
+    ASSERT(mkdtemp(dir) != NULL);
+    struct rt_prof *p = NULL;
+    struct hx_diag d;
+    struct rt_profile_opts o;
+    memset(&o, 0, sizeof(o));
+    o.model_dir = MODEL;
+    o.threads = 1;
+    o.max_seconds = 0.3;
+    o.type = "capped";
+    o.mem_bytes = 20u << 20;
+    ASSERT_MSG(rt_profile_measure(&o, &p, &d) == 0, "%s", d.msg);
+    const struct rt_prof_type *t = &p->types[0];
+    double bb = 2.0 * 2 * 32 * 4 * 16; /* f32 K and V of one layer, 16 tokens */
+    double lb = p->layer_bytes;
+    ASSERT(t->max_layers >= 1 && t->max_layers < 6); /* the cap binds: 6 layers do not fit */
+    ASSERT_EQ(t->mem_bytes, (uint64_t)(20u << 20));
+    for (int k = 1; k <= t->max_layers; k++) {
+        double kv = (double)t->kv_blocks[k - 1] * k * bb;
+        ASSERT(kv + k * lb < (double)(20u << 20));
+        ASSERT(t->kv_blocks[k - 1] >= 32); /* one full 512-token sequence */
+        if (k > 1) {
+            ASSERT(t->kv_blocks[k - 1] < t->kv_blocks[k - 2]);
+        }
+    }
+    /* the same budget minus one layer's weights holds more KV than with two layers */
+    ASSERT(t->max_layers < 2 || (double)t->kv_blocks[0] * bb > (double)t->kv_blocks[1] * 2 * bb);
+    char ini[512];
+    ASSERT_MSG(rt_profile_write(p, dir, ini, sizeof(ini), &d) == 0, "%s", d.msg);
+    struct model_profile *m = NULL;
+    ASSERT_MSG(model_profile_read_file(ini, &m, &d) == 0, "%s", d.msg);
+    ASSERT_EQ(m->gpus[0].max_layers, t->max_layers);
+    model_profile_free(m);
+    rt_profile_free(p);
+    p = NULL;
+    o.mem_bytes = 1u << 20; /* not even one layer and the scratch */
+    ASSERT_EQ(rt_profile_measure(&o, &p, &d), HX_EINVAL);
+    ASSERT(strstr(d.msg, "memory cap") != NULL);
+    rm_rf(dir);
+}
