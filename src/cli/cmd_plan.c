@@ -64,6 +64,8 @@ static void usage(FILE *f)
         "  --kv-sizing              with --kv-depth-exp: stage sizes keep the most KV\n"
         "  --partial                partial connectivity (s_j <= e_i < e_j); default strict\n"
         "  --machine-profiles FILE  GPU NIC/VRAM profiles        (default %s)\n"
+        "  --traces DIR             served: the workload's trace tables, DIR/azure_conv_\n"
+        "                           {lengths,arrivals}.csv        (default data/traces)\n"
         "  -q, --quiet              no progress on stderr\n"
         "  -h, --help               show this help\n"
         "\n"
@@ -133,6 +135,7 @@ enum {
     OPT_EVALS,
     OPT_PRUNE,
     OPT_OBJECTIVE,
+    OPT_TRACES,
     OPT_LAYER_CAP,
     OPT_KV_EXP,
     OPT_JOBS,
@@ -181,6 +184,7 @@ int cmd_plan(int argc, char **argv)
         {"kv-depth-exp", required_argument, NULL, OPT_KV_EXP},
         {"kv-sizing", no_argument, NULL, OPT_KV_SIZING},
         {"machine-profiles", required_argument, NULL, OPT_PROFILES},
+        {"traces", required_argument, NULL, OPT_TRACES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -224,6 +228,12 @@ int cmd_plan(int argc, char **argv)
             break;
         case OPT_PROFILES:
             profiles_arg = optarg;
+            break;
+        case OPT_TRACES:
+            if (strlen(optarg) >= sizeof(served.tdir)) {
+                return cli_usage_error("plan", "--traces: path too long");
+            }
+            snprintf(served.tdir, sizeof(served.tdir), "%s", optarg);
             break;
         case OPT_PARTIAL:
             partial = 1;
@@ -366,7 +376,7 @@ int cmd_plan(int argc, char **argv)
         o.objective = PLAN_OBJECTIVE_MAXFLOW;
     }
     if (o.objective == PLAN_OBJECTIVE_SERVED) {
-        if (cli_resolve_data("traces", served.tdir, sizeof(served.tdir)) != 0) {
+        if (!served.tdir[0] && cli_resolve_data("traces", served.tdir, sizeof(served.tdir)) != 0) {
             snprintf(served.tdir, sizeof(served.tdir), "data/traces");
         }
         o.served = served_score;
