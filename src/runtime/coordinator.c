@@ -745,6 +745,27 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
     int full = 0;
     int links_used[PROTO_MAX_HOPS];
     double work = (double)(r->n_prompt + r->n_gen);
+    /* live nodes from which a chain of live nodes reaches the last layer: random and swarm
+     * must not walk into a dead end (maxflow's flow > 0 already implies it) */
+    unsigned char reach[RT_MAX_NODES];
+    memset(reach, 0, sizeof(reach));
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 0; i < c->n_nodes; i++) {
+            const struct cnode *a = &c->nodes[i];
+            if (reach[i] || a->state != NODE_READY) {
+                continue;
+            }
+            int ok = a->spec.layer_end == c->n_layers;
+            for (int j = 0; j < c->n_nodes && !ok; j++) {
+                ok = reach[j] && c->nodes[j].spec.layer_start == a->spec.layer_end;
+            }
+            if (ok) {
+                reach[i] = 1;
+                changed = 1;
+            }
+        }
+    }
     while (layer < c->n_layers) {
         if (n >= PROTO_MAX_HOPS) {
             return -1;
@@ -766,7 +787,7 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
                 continue;
             }
             const struct cnode *nd = &c->nodes[l->to];
-            if (nd->state != NODE_READY || nd->spec.layer_start != layer) {
+            if (nd->state != NODE_READY || nd->spec.layer_start != layer || !reach[l->to]) {
                 continue;
             }
             double f = sched_link_flow(c->sched, i);

@@ -418,14 +418,16 @@ TEST(runtime_coord_random_and_swarm_schedulers_route)
     const enum coord_sched scheds[2] = {COORD_SCHED_RANDOM, COORD_SCHED_SWARM};
     char *want = reference("And God said", 16);
     for (int k = 0; k < 2; k++) {
-        struct coord_node_spec nodes[3] = {
-            {"full", 0, 6, 1.0}, {"p1", 0, 3, 1.0}, {"p2", 3, 6, 1.0}};
+        /* "dead" [0,4) leads nowhere (nobody starts at layer 4): random and swarm must
+         * never route into it (they once did, failing those requests) */
+        struct coord_node_spec nodes[4] = {
+            {"full", 0, 6, 1.0}, {"p1", 0, 3, 1.0}, {"p2", 3, 6, 1.0}, {"dead", 0, 4, 1.0}};
         struct coord_opts o;
         memset(&o, 0, sizeof(o));
         o.model_dir = MODEL;
         o.workers = "tcp://127.0.0.1:*";
         o.token = "tok";
-        o.n_nodes = 3;
+        o.n_nodes = 4;
         o.nodes = nodes;
         o.sched = scheds[k];
         o.seed = 7;
@@ -433,8 +435,8 @@ TEST(runtime_coord_random_and_swarm_schedulers_route)
         struct hx_diag d;
         ASSERT_MSG(coord_new(&o, &c, &d) == 0, "%s", d.msg);
         ASSERT(coord_start(c, &d) == 0);
-        struct wthread w[3];
-        for (int i = 0; i < 3; i++) {
+        struct wthread w[4];
+        for (int i = 0; i < 4; i++) {
             wstart(&w[i], coord_endpoint(c), nodes[i].name, "tok");
         }
         ASSERT_MSG(coord_wait_ready(c, 20000, &d) == 0, "%s", d.msg);
@@ -452,7 +454,7 @@ TEST(runtime_coord_random_and_swarm_schedulers_route)
             coord_stream_free(s[i]);
         }
         coord_free(c);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             wjoin(&w[i]);
         }
     }
