@@ -383,7 +383,8 @@ static int submit(struct coord *c, int id, const struct lengths *L, double t_sub
     q.ignore_eos = 1;
     g_req[id].t_submit = t_submit;
     struct hx_diag d;
-    int rc = coord_submit(c, &q, NULL, &d);
+    struct coord_stream *none = NULL; /* with a sink there is no stream */
+    int rc = coord_submit(c, &q, &none, &d);
     xfree(p);
     if (rc != 0) {
         fprintf(stderr, "# submit: %s\n", d.msg);
