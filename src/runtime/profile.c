@@ -260,12 +260,28 @@ static int prompt_requests(const struct eng_config *cfg, int max_input_len)
 }
 
 /* A worker's memory cap (--mem-bytes) as the KV constants see it: per k layers the KV budget
- * is mem_bytes - k x layer_bytes - act_bytes, as worker_mem_budget computes it at load. */
+ * is mem_bytes - k x layer_bytes - act_bytes, as worker_mem_budget computes it at load;
+ * act_bytes includes the embedding and LM head (ends_bytes). */
 struct mem_cap {
     uint64_t mem_bytes;
     uint64_t layer_bytes;
     uint64_t act_bytes;
 };
+
+/*
+ * The embedding and LM head a stage holds when it is the first and the last (a profile does not
+ * know which a node will be, so a capped type keeps room for both): vocab x hidden elements
+ * each (one matrix when tied), at the bytes per element of the measured layer.
+ */
+static uint64_t ends_bytes(const struct eng_config *cfg, double layer_bytes)
+{
+    double hd = cfg->head_dim > 0 ? cfg->head_dim : (double)cfg->hidden / cfg->n_heads;
+    double h = cfg->hidden;
+    double params =
+        h * hd * cfg->n_heads * 2 + 2 * h * hd * cfg->n_kv_heads + 3 * h * cfg->ffn + 2 * h;
+    double per = params > 0 ? layer_bytes / params : 2;
+    return (uint64_t)((cfg->tied ? 1 : 2) * (double)cfg->vocab * h * per + h * per);
+}
 
 /*
  * The KV-derived constants of a type with this budget (0: the worker default): kv_blocks,
@@ -493,7 +509,8 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     }
     int d_max = 1;
     struct mem_cap mc = {o->mem_bytes, (uint64_t)eng_model_layer_bytes(m),
-                         worker_act_bytes(&cfg, cfg.max_pos < 256 ? 256 : cfg.max_pos, 1)};
+                         worker_act_bytes(&cfg, cfg.max_pos < 256 ? 256 : cfg.max_pos, 1) +
+                             ends_bytes(&cfg, (double)eng_model_layer_bytes(m))};
     rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, &mc, bb, &t, &d_max, diag);
     if (rc != 0) {
         goto out;

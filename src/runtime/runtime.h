@@ -286,8 +286,9 @@ struct rt_profile_opts {
     const char *device;
     uint64_t kv_bytes; /* KV budget of a worker of this type (0: the worker's default) */
     /* Memory cap of a worker of this type (`helix worker --mem-bytes`; 0: none): with k layers
-     * its KV budget is mem_bytes - k layers' weights - the activation scratch (kv_bytes, if
-     * set, lowers it further), so max_layers and kv_blocks follow the cap. */
+     * its KV budget is mem_bytes - k layers' weights - the activation scratch - the embedding
+     * and LM head (room for both: the type may be a first or last stage; kv_bytes, if set,
+     * lowers it further), so max_layers and kv_blocks follow the cap. */
     uint64_t mem_bytes;
     double max_seconds; /* measuring time budget (<= 0: 3 s); at least one run per point */
     /* Longest prompt of the workload (max_input_len; 0: half the model's context). Larger
