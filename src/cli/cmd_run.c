@@ -30,6 +30,7 @@
 #include "cli/cli.h"
 #include "cli/serve_int.h"
 #include "core/model.h"
+#include "engine/engine.h"
 #include "runtime/runtime.h"
 
 #define RUN_MAX_WORKERS 8
@@ -38,6 +39,7 @@ struct lworker {
     char name[32];
     int threads;
     long kv_mb;
+    int gpu; /* 1: a GPU worker (cuda:0) under a memory cap of kv_mb MiB (--mem-bytes) */
     pid_t pid;
     int node; /* index among the coordinator's nodes, -1 if the plan leaves it unused */
 };
@@ -57,7 +59,10 @@ static void usage(FILE *f)
                "Run a coordinator and local workers as a small heterogeneous cluster serving the\n"
                "bundled model, with the OpenAI API on 127.0.0.1.\n"
                "\n"
-               "SPEC: comma-separated workers THREADS:KV_MB (default 2:32,1:16,1:8).\n"
+               "SPEC: comma-separated workers THREADS:KV_MB (a CPU worker) or gpu:MEM_MB (a\n"
+               "GPU worker on cuda:0 whose weights + activations + KV are capped at MEM_MB MiB).\n"
+               "Default: gpu:24,2:32,1:16 where this binary sees a GPU (the 24 MiB cap holds\n"
+               "4 of the bundled model's 6 layers, so the model is split), else 2:32,1:16,1:8.\n"
                "\n"
                "options:\n"
                "  --port P       HTTP port (default 8000; 0 = any free port)\n"
@@ -80,11 +85,17 @@ static int parse_spec(const char *spec, struct lworker *w, int *n)
             return -1;
         }
         char *end = NULL;
-        long t = strtol(p, &end, 10);
-        if (end == p || t < 1 || t > 64 || *end != ':') {
-            return -1;
+        int gpu = strncmp(p, "gpu:", 4) == 0;
+        long t = 1;
+        if (gpu) {
+            p += 4;
+        } else {
+            t = strtol(p, &end, 10);
+            if (end == p || t < 1 || t > 64 || *end != ':') {
+                return -1;
+            }
+            p = end + 1;
         }
-        p = end + 1;
         long kv = strtol(p, &end, 10);
         if (end == p || kv < 1 || kv > 1 << 20) {
             return -1;
@@ -92,6 +103,7 @@ static int parse_spec(const char *spec, struct lworker *w, int *n)
         p = end;
         w[*n].threads = (int)t;
         w[*n].kv_mb = kv;
+        w[*n].gpu = gpu;
         (*n)++;
         if (*p == ',') {
             p++;
@@ -119,13 +131,24 @@ static pid_t spawn_worker(const char *self, const char *endpoint, const struct l
     char a_name[] = "--name";
     char a_threads[] = "--threads";
     char a_kv[] = "--kv-bytes";
+    char a_mem[] = "--mem-bytes";
     char a_model[] = "--model";
-    char *args[] = {(char *)self, a_worker,
-                    a_coord,      (char *)endpoint,
-                    a_name,       (char *)w->name,
-                    a_threads,    threads,
-                    a_kv,         kv,
-                    a_model,      (char *)model,
+    char a_device[] = "--device";
+    char v_device[] = "cuda:0";
+    char *args[] = {(char *)self,
+                    a_worker,
+                    a_coord,
+                    (char *)endpoint,
+                    a_name,
+                    (char *)w->name,
+                    a_threads,
+                    threads,
+                    w->gpu ? a_mem : a_kv,
+                    kv,
+                    a_model,
+                    (char *)model,
+                    w->gpu ? a_device : NULL,
+                    v_device,
                     NULL};
     execv(self, args);
     fprintf(stderr, "hx: error: cannot start %s: %s\n", self, strerror(errno));
@@ -249,21 +272,65 @@ static int plan_local(const char *model, struct lworker *w, int n, double prof_s
         cli_error("cannot name a profile cache directory");
         return -1;
     }
-    struct hx_diag d;
+    struct hx_diag d = {0};
     struct rt_prof *local = NULL;
     char types[RUN_MAX_WORKERS][32];
     const char *type_p[RUN_MAX_WORKERS];
     const char *name_p[RUN_MAX_WORKERS];
     int ret = -1;
     for (int i = 0; i < n; i++) {
-        snprintf(types[i], sizeof(types[i]), "cpu-t%d-kv%ld", w[i].threads, w[i].kv_mb);
+        if (w[i].gpu) {
+            snprintf(types[i], sizeof(types[i]), "gpu-mem%ld", w[i].kv_mb);
+        } else {
+            snprintf(types[i], sizeof(types[i]), "cpu-t%d-kv%ld", w[i].threads, w[i].kv_mb);
+        }
         type_p[i] = types[i];
         name_p[i] = w[i].name;
     }
     for (int i = 0; i < n; i++) {
+        if (!w[i].gpu) {
+            continue;
+        }
+        /* a GPU worker: measured now with the real CUDA engine under its memory cap (about
+         * a second; not cached, the card may differ from run to run) */
         int seen = 0;
         for (int j = 0; j < i; j++) {
-            seen |= w[j].threads == w[i].threads;
+            seen |= w[j].gpu && w[j].kv_mb == w[i].kv_mb;
+        }
+        if (seen) {
+            continue;
+        }
+        struct eng_backend *be = NULL;
+        if (eng_backend_open("cuda:0", 1, &be, &d) != 0) {
+            cli_error("worker %s: %s", w[i].name, d.msg);
+            goto out;
+        }
+        fprintf(stderr, "hx: profiling one layer of the model on cuda:0 under %ld MiB (%.3g s):",
+                w[i].kv_mb, prof_secs);
+        struct rt_profile_opts o;
+        memset(&o, 0, sizeof(o));
+        o.model_dir = model;
+        o.type = types[i];
+        o.threads = 1;
+        o.backend = be;
+        o.device = "cuda:0";
+        o.mem_bytes = (uint64_t)w[i].kv_mb * 1024 * 1024;
+        o.max_seconds = prof_secs;
+        o.progress = run_progress;
+        int prc = rt_profile_measure(&o, &local, &d);
+        eng_backend_free(be);
+        if (prc != 0) {
+            fprintf(stderr, "\n");
+            cli_error("profiling worker %s: %s", w[i].name, d.msg);
+            goto out;
+        }
+        fprintf(stderr, " done\n");
+        printf("profile %s: measured on cuda:0\n", types[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        int seen = w[i].gpu;
+        for (int j = 0; j < i; j++) {
+            seen |= !w[j].gpu && w[j].threads == w[i].threads;
         }
         if (seen) {
             continue;
@@ -309,7 +376,7 @@ static int plan_local(const char *model, struct lworker *w, int n, double prof_s
         }
         model_profile_free(mp);
         for (int j = i; j < n; j++) {
-            if (w[j].threads == w[i].threads &&
+            if (!w[j].gpu && w[j].threads == w[i].threads &&
                 rt_profile_derive(meas, tname, model, types[j], (uint64_t)w[j].kv_mb * 1024 * 1024,
                                   &local, &d) != 0) {
                 rt_profile_free(meas);
@@ -344,7 +411,7 @@ out:
 int cmd_run(int argc, char **argv)
 {
     int local = 0;
-    const char *spec = "2:32,1:16,1:8";
+    const char *spec = NULL;
     const char *port = "8000";
     const char *model_arg = "models/kjv-llama-6m";
     const char *sched = "maxflow";
@@ -394,12 +461,16 @@ int cmd_run(int argc, char **argv)
         return cli_usage_error("run", "only --local is supported (use `helix serve` and "
                                       "`helix worker` for a real cluster)");
     }
+    if (!spec) {
+        spec = eng_cuda_available() > 0 ? "gpu:24,2:32,1:16" : "2:32,1:16,1:8";
+    }
     struct lworker w[RUN_MAX_WORKERS];
     memset(w, 0, sizeof(w));
     int n = 0;
     if (parse_spec(spec, w, &n) != 0) {
-        return cli_usage_error("run", "SPEC wants THREADS:KV_MB[,...] (at most %d), not '%s'",
-                               RUN_MAX_WORKERS, spec);
+        return cli_usage_error(
+            "run", "SPEC wants THREADS:KV_MB or gpu:MEM_MB[,...] (at most %d), not '%s'",
+            RUN_MAX_WORKERS, spec);
     }
     enum coord_sched cs;
     if (coord_sched_parse(sched, &cs) != 0) {
@@ -416,7 +487,11 @@ int cmd_run(int argc, char **argv)
     struct coord_node_spec nodes[RUN_MAX_WORKERS];
     memset(nodes, 0, sizeof(nodes));
     for (int i = 0; i < n; i++) {
-        snprintf(w[i].name, sizeof(w[i].name), "w%d-t%d", i, w[i].threads);
+        if (w[i].gpu) {
+            snprintf(w[i].name, sizeof(w[i].name), "w%d-gpu", i);
+        } else {
+            snprintf(w[i].name, sizeof(w[i].name), "w%d-t%d", i, w[i].threads);
+        }
     }
     double objective = 0;
     double t_plan = 0;
@@ -482,14 +557,19 @@ int cmd_run(int argc, char **argv)
            t_plan, objective);
     printf("helix run --local: coordinator on %s; %d workers:\n", coord_endpoint(c), n_used);
     for (int i = 0; i < n; i++) {
+        char what[64];
+        if (w[i].gpu) {
+            snprintf(what, sizeof(what), "cuda:0 mem=%ld MiB", w[i].kv_mb);
+        } else {
+            snprintf(what, sizeof(what), "threads=%d kv=%ld MiB", w[i].threads, w[i].kv_mb);
+        }
         if (w[i].node < 0) {
-            printf("  %-8s threads=%d kv=%ld MiB unused by the plan (not started)\n", w[i].name,
-                   w[i].threads, w[i].kv_mb);
+            printf("  %-8s %s unused by the plan (not started)\n", w[i].name, what);
             continue;
         }
         const struct coord_node_spec *ns = &used[w[i].node];
-        printf("  %-8s threads=%d kv=%ld MiB layers [%d, %d) capacity %.1f tokens/s\n", w[i].name,
-               w[i].threads, w[i].kv_mb, ns->layer_start, ns->layer_end, ns->capacity);
+        printf("  %-8s %s layers [%d, %d) capacity %.1f tokens/s\n", w[i].name, what,
+               ns->layer_start, ns->layer_end, ns->capacity);
         w[i].pid = spawn_worker(self, coord_endpoint(c), &w[i], model);
         if (w[i].pid < 0) {
             g_stop = 1;
