@@ -43,6 +43,9 @@ static void usage(FILE *f)
                "                     so max_layers and kv_blocks follow the cap\n"
                "  --out DIR          output directory (default profile)\n"
                "  --max-seconds S    measuring time budget (default 3)\n"
+               "  --avg-input-len N, --avg-output-len N  the workload's average prompt and\n"
+               "                     output lengths (the typical request; default a quarter\n"
+               "                     and a sixteenth of the context, at most Helix's 750, 240)\n"
                "  --max-input-len N  longest prompt of the workload (default: half the model's\n"
                "                     context; 2048 to simulate the bundled Azure traces)\n"
                "  --quiet            no progress on stderr\n");
@@ -62,7 +65,7 @@ static void on_progress(void *user, const char *what, double x, double ms, int i
 
 static int run_profile(const char *model, const char *out, const char *type, int threads,
                        struct eng_backend *be, const char *desc, double kv, uint64_t mem,
-                       double secs, long mil, struct progress *pg_in);
+                       double secs, long mil, const long *avg, struct progress *pg_in);
 
 int cmd_profile(int argc, char **argv)
 {
@@ -75,6 +78,7 @@ int cmd_profile(int argc, char **argv)
     uint64_t mem = 0;
     double secs = 3;
     long mil = 0;
+    long avg[2] = {0, 0};
     struct progress pg = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -119,6 +123,11 @@ int cmd_profile(int argc, char **argv)
             if (cli_parse_long(v, &mil) != 0 || mil < 1 || mil > 65536) {
                 return cli_usage_error("profile", "--max-input-len wants 1..65536, not '%s'", v);
             }
+        } else if (strcmp(a, "--avg-input-len") == 0 || strcmp(a, "--avg-output-len") == 0) {
+            long *dst = &avg[a[6] == 'o'];
+            if (cli_parse_long(v, dst) != 0 || *dst < 1 || *dst > 65536) {
+                return cli_usage_error("profile", "%s wants 1..65536, not '%s'", a, v);
+            }
         } else if (strcmp(a, "--max-seconds") == 0) {
             if (cli_parse_double(v, &secs) != 0 || !(secs > 0) || secs > 3600) {
                 return cli_usage_error("profile", "--max-seconds wants (0, 3600], not '%s'", v);
@@ -158,14 +167,14 @@ int cmd_profile(int argc, char **argv)
     if (!type) {
         type = tname;
     }
-    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, mem, secs, mil, &pg);
+    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, mem, secs, mil, avg, &pg);
     eng_backend_free(be);
     return ret;
 }
 
 static int run_profile(const char *model, const char *out, const char *type, int threads,
                        struct eng_backend *be, const char *desc, double kv, uint64_t mem,
-                       double secs, long mil, struct progress *pg_in)
+                       double secs, long mil, const long *avg, struct progress *pg_in)
 {
     struct progress pg = *pg_in;
     struct rt_profile_opts o;
@@ -179,6 +188,8 @@ static int run_profile(const char *model, const char *out, const char *type, int
     o.mem_bytes = mem;
     o.max_seconds = secs;
     o.max_input_len = (int)mil;
+    o.avg_input_len = (int)avg[0];
+    o.avg_output_len = (int)avg[1];
     o.progress = on_progress;
     o.progress_user = &pg;
 

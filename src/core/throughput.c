@@ -87,6 +87,19 @@ static int tp_eval(const struct tp_ctx *cx, size_t g, int k, double *tp_out,
     double dt = 0;
     double tp;
     int rc;
+    if (P == 0 && D == 0) {
+        /* not one token of the typical request rounds into a batch (a small KV at this k, or
+         * a pipeline so slow that requests rarely sit here): Helix divides 0 by 0. Take the
+         * smallest real batch instead, one decode token, so the node's capacity is what it
+         * serves at batch 1 (helix profile --mem-bytes types reach this at their largest k). */
+        D = 1;
+        rc = model_decode_time(gpu, D, &dt);
+        if (rc == HX_OK && dt > 0) {
+            *tp_out = D / ((double)k * dt);
+            st->D = 1;
+            return HX_OK;
+        }
+    }
     if (R >= 1) {
         rc = model_prompt_time(gpu, P, &pt);
         if (rc == HX_OK) {

@@ -455,6 +455,27 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
                          p->name, p->n_layers, p->hidden, o->model_dir, cfg.n_layers, cfg.hidden);
         goto out;
     }
+    if (o->avg_input_len < 0 || o->avg_input_len >= cfg.max_pos || o->avg_output_len < 0 ||
+        o->avg_output_len >= cfg.max_pos) {
+        rc = hx_diag_set(diag, HX_EINVAL,
+                         "profile: average input/output lengths %d/%d outside 1..%d (the context)",
+                         o->avg_input_len, o->avg_output_len, cfg.max_pos - 1);
+        goto out;
+    }
+    if (o->avg_input_len > 0) {
+        fresh->avg_input_len = o->avg_input_len;
+    }
+    if (o->avg_output_len > 0) {
+        fresh->avg_output_len = o->avg_output_len;
+    }
+    if (*inout && ((*inout)->avg_input_len != fresh->avg_input_len ||
+                   (*inout)->avg_output_len != fresh->avg_output_len)) {
+        rc = hx_diag_set(diag, HX_EINVAL,
+                         "profile: the existing profile '%s' has average lengths %d/%d, not %d/%d",
+                         p->name, (*inout)->avg_input_len, (*inout)->avg_output_len,
+                         fresh->avg_input_len, fresh->avg_output_len);
+        goto out;
+    }
     int avg_in = fresh->avg_input_len;
     int avg_out = fresh->avg_output_len;
     if (o->max_input_len > 0) {

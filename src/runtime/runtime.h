@@ -295,6 +295,11 @@ struct rt_profile_opts {
      * than the context is allowed (prompts of a batch are then measured as several
      * sequences), e.g. 2048 to simulate the bundled Azure traces on a short-context model. */
     int max_input_len;
+    /* The workload's average prompt and output lengths (avg_input_len / avg_output_len: the
+     * throughput model's typical request, and the decode context measured at; 0: Helix's 750
+     * and 240, clamped to the context), e.g. those of the trace a simulation replays. */
+    int avg_input_len;
+    int avg_output_len;
     /* Optional progress, called after each measured point (what = "prompt" | "decode"). */
     void (*progress)(void *user, const char *what, double x, double ms, int i, int n);
     void *progress_user;

@@ -181,6 +181,8 @@ TEST(runtime_profile_memory_cap)
     o.max_seconds = 0.3;
     o.type = "capped";
     o.mem_bytes = 24u << 20;
+    o.avg_input_len = 190; /* a trace's typical request (--avg-input-len/--avg-output-len) */
+    o.avg_output_len = 57;
     ASSERT_MSG(rt_profile_measure(&o, &p, &d) == 0, "%s", d.msg);
     const struct rt_prof_type *t = &p->types[0];
     double bb = 2.0 * 2 * 32 * 4 * 16; /* f32 K and V of one layer, 16 tokens */
@@ -202,9 +204,28 @@ TEST(runtime_profile_memory_cap)
     struct model_profile *m = NULL;
     ASSERT_MSG(model_profile_read_file(ini, &m, &d) == 0, "%s", d.msg);
     ASSERT_EQ(m->gpus[0].max_layers, t->max_layers);
+    ASSERT_EQ(m->avg_input_len, 190);
+    ASSERT_EQ(m->avg_output_len, 57);
+    /* every k up to the cap has a finite, positive throughput (the largest k may hold so little
+     * KV that Helix's typical batch rounds to nothing: the model then takes batch 1) */
+    int one = 1;
+    struct model_throughput *tp = NULL;
+    ASSERT_MSG(model_throughput_new(m, &one, &tp, &d) == 0, "%s", d.msg);
+    for (int k = 1; k <= t->max_layers; k++) {
+        double x = model_throughput_tp(tp, 0, k);
+        ASSERT_MSG(isfinite(x) && x > 0, "k=%d: %g", k, x);
+    }
+    model_throughput_free(tp);
     model_profile_free(m);
+    /* another type measured into this profile must share its average lengths */
+    o.type = "other";
+    o.avg_input_len = 100;
+    ASSERT_EQ(rt_profile_measure(&o, &p, &d), HX_EINVAL);
+    ASSERT_MSG(strstr(d.msg, "average lengths 190/57, not 100/57") != NULL, "%s", d.msg);
+    ASSERT_EQ(p->n_types, 1);
     rt_profile_free(p);
     p = NULL;
+    o.avg_input_len = 190;
     o.mem_bytes = 1u << 20; /* not even one layer and the scratch */
     ASSERT_EQ(rt_profile_measure(&o, &p, &d), HX_EINVAL);
     ASSERT(strstr(d.msg, "memory cap") != NULL);
