@@ -569,6 +569,21 @@ static void usage(void)
             "  --ready-s S        give up if the workers are not ready after S s (default 900)\n");
 }
 
+/* A numeric flag's value in [lo, hi], or a message naming the flag. */
+static int num_arg(const char *flag, const char *v, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || end == v || *end || errno || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "bench_hetero: %s wants a number in [%g, %g], not '%s'\n", flag, lo, hi,
+                v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *helix = NULL, *model = NULL, *cluster_path = NULL, *plan = NULL;
@@ -578,6 +593,7 @@ int main(int argc, char **argv)
     double online = 0, warmup = 10, secs = 30, ready_s = 900;
     long max_input = 1024;
     unsigned long long seed = 1;
+    double x = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -606,19 +622,36 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--log-dir")) {
             log_dir = v;
         } else if (!strcmp(a, "--offline")) {
-            offline = atoi(v);
+            if (num_arg(a, v, 0, 100000, &x) != 0) {
+                return 2;
+            }
+            offline = (int)x;
         } else if (!strcmp(a, "--online")) {
-            online = atof(v);
+            if (num_arg(a, v, 0, 1e6, &online) != 0) {
+                return 2;
+            }
         } else if (!strcmp(a, "--warmup")) {
-            warmup = atof(v);
+            if (num_arg(a, v, 0, 3600, &warmup) != 0) {
+                return 2;
+            }
         } else if (!strcmp(a, "--seconds")) {
-            secs = atof(v);
+            if (num_arg(a, v, 0, 36000, &secs) != 0) {
+                return 2;
+            }
         } else if (!strcmp(a, "--max-input")) {
-            max_input = atol(v);
+            if (num_arg(a, v, 1, 1 << 20, &x) != 0) {
+                return 2;
+            }
+            max_input = (long)x;
         } else if (!strcmp(a, "--seed")) {
-            seed = strtoull(v, NULL, 10);
+            if (num_arg(a, v, 0, 1e15, &x) != 0) {
+                return 2;
+            }
+            seed = (unsigned long long)x;
         } else if (!strcmp(a, "--ready-s")) {
-            ready_s = atof(v);
+            if (num_arg(a, v, 0, 3600, &ready_s) != 0) {
+                return 2;
+            }
         } else {
             usage();
             return 2;
