@@ -187,7 +187,88 @@ static void usage(void)
             "                    [--ctx 512,2048] [--batches 1,16,64] [--prefill 512,2048]\n"
             "                    [--steps N] [--warmup N] [--prefill-reps N] [--max-tokens N]\n"
             "                    [--gemm-n N] [--mem-gb X] [--profile]\n"
-            "       bench_engine --write-only --model-dir DIR [--layers N] [--tokenizer DIR]\n");
+            "       bench_engine --write-only --model-dir DIR [--layers N] [--tokenizer DIR]\n"
+            "       bench_engine --vs-llamacpp [--llamacpp-lib SO] [--work DIR] [--python PY]\n"
+            "                    [--layers 4] [--threads 1,2] [--formats bf16,q8_0,q4_0]\n"
+            "                    [--reps 3] [--steps 16] [--prefill 512] [--batch 16]\n"
+            "                    [--tokenizer DIR] [--rewrite] [--correctness-only]\n"
+            "                    [--no-correctness]\n");
+}
+
+/* --vs-llamacpp: its own options (engine_race.c). */
+static int race_main(int argc, char **argv)
+{
+    struct race_opts o = {.lib = "build/llamacpp-cpu/b/bin/libllama.so",
+                          .work = "/tmp/helix-race",
+                          .python = "build/venv-gguf/bin/python",
+                          .n_layers = 4,
+                          .threads = {1, 2},
+                          .n_threads = 2,
+                          .fmts = {"bf16", "q8_0", "q4_0"},
+                          .n_fmts = 3,
+                          .reps = 3,
+                          .steps = 16,
+                          .prefill = 512,
+                          .batch = 16};
+    static char fmt_buf[64];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (strcmp(a, "--vs-llamacpp") == 0) {
+            continue;
+        } else if (strcmp(a, "--rewrite") == 0) {
+            o.rewrite = 1;
+        } else if (strcmp(a, "--correctness-only") == 0) {
+            o.correctness_only = 1;
+        } else if (strcmp(a, "--no-correctness") == 0) {
+            o.skip_correctness = 1;
+        } else if (!v) {
+            ok = 0;
+        } else if (strcmp(a, "--llamacpp-lib") == 0) {
+            o.lib = argv[++i];
+        } else if (strcmp(a, "--work") == 0) {
+            o.work = argv[++i];
+        } else if (strcmp(a, "--python") == 0) {
+            o.python = argv[++i];
+        } else if (strcmp(a, "--tokenizer") == 0) {
+            o.tokenizer = argv[++i];
+        } else if (strcmp(a, "--layers") == 0) {
+            o.n_layers = (int)strtol(argv[++i], NULL, 10);
+            ok = o.n_layers >= 1 && o.n_layers <= 32;
+        } else if (strcmp(a, "--threads") == 0) {
+            ok = (o.n_threads = parse_list(argv[++i], o.threads, 4)) > 0;
+        } else if (strcmp(a, "--formats") == 0) {
+            snprintf(fmt_buf, sizeof(fmt_buf), "%s", argv[++i]);
+            o.n_fmts = 0;
+            for (char *t = fmt_buf; t && *t && o.n_fmts < 3;) {
+                char *comma = strchr(t, ',');
+                if (comma) {
+                    *comma = '\0';
+                }
+                ok &= strcmp(t, "bf16") == 0 || strcmp(t, "q8_0") == 0 || strcmp(t, "q4_0") == 0;
+                o.fmts[o.n_fmts++] = t;
+                t = comma ? comma + 1 : NULL;
+            }
+        } else if (strcmp(a, "--reps") == 0) {
+            ok = (o.reps = (int)strtol(argv[++i], NULL, 10)) >= 1;
+        } else if (strcmp(a, "--steps") == 0) {
+            ok = (o.steps = (int)strtol(argv[++i], NULL, 10)) >= 1;
+        } else if (strcmp(a, "--prefill") == 0) {
+            o.prefill = (int)strtol(argv[++i], NULL, 10);
+            ok = o.prefill >= 0 && o.prefill <= 4096;
+        } else if (strcmp(a, "--batch") == 0) {
+            o.batch = (int)strtol(argv[++i], NULL, 10);
+            ok = o.batch >= 1 && o.batch <= 64;
+        } else {
+            ok = 0;
+        }
+        if (!ok) {
+            usage();
+            return 2;
+        }
+    }
+    return run_vs_llamacpp(&o);
 }
 
 int main(int argc, char **argv)
@@ -209,6 +290,11 @@ int main(int argc, char **argv)
                            .n_batch = 3,
                            .pre = {512, 2048},
                            .n_pre = 2};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--vs-llamacpp") == 0) {
+            return race_main(argc, argv);
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -51,6 +51,21 @@ const char *copy_tokenizer(const char *model_dir, const char *dir_opt);
 int parse_list(const char *s, int *out, int max);
 /* Print "bench_engine: what: message" and exit 1. */
 void die(const char *what, const struct hx_diag *d);
+/* bench_engine --vs-llamacpp (engine_race.c). */
+struct race_opts {
+    const char *lib;    /* llama.cpp's libllama.so */
+    const char *work;   /* where the models and GGUF files go (kept, reused) */
+    const char *python; /* a Python with numpy, for bench/gguf_write.py */
+    const char *tokenizer;
+    int n_layers;
+    int threads[4], n_threads;
+    const char *fmts[3];
+    int n_fmts;
+    int reps, steps, prefill, batch;
+    int rewrite, correctness_only, skip_correctness;
+};
+int run_vs_llamacpp(const struct race_opts *o);
+
 /* The whole-model benchmark on be (bw: the read bandwidth measured, bytes/s). */
 int run_full(struct eng_backend *be, int on_gpu, double bw, const struct full_opts *fo);
 

@@ -41,6 +41,7 @@ struct gen_opts {
     const char *dump_hidden;
     const char *hidden_in;
     long max_tokens;
+    enum eng_dtype weights; /* ENG_DTYPE_OTHER: as stored */
 };
 
 static void usage(FILE *out)
@@ -49,7 +50,10 @@ static void usage(FILE *out)
         out,
         "usage: helix generate [--model DIR] (--prompt TEXT | --prompt-ids I,J,...) [options]\n"
         "\n"
-        "  --model DIR          Hugging Face model directory    (default %s)\n"
+        "  --model DIR|FILE     Hugging Face model directory, or a GGUF file (LLaMA)\n"
+        "                       (default %s)\n"
+        "  --weights FMT        q8_0 or q4_0: quantize the matmul weights at load;\n"
+        "                       bf16, f16, f32: convert them (default: as stored)\n"
         "  --prompt TEXT        prompt text (BOS is prepended)\n"
         "  --prompt-ids LIST    prompt as comma-separated token ids (no tokenizer needed)\n"
         "  -n, --max-new N      tokens to generate               (default 48)\n"
@@ -334,7 +338,8 @@ static int run_generate(const struct gen_opts *o, struct eng_engine *e, const st
 
 int cmd_generate(int argc, char **argv)
 {
-    struct gen_opts o = {.n = 48, .top_p = 1.0, .layer_end = -1, .max_tokens = 256};
+    struct gen_opts o = {
+        .n = 48, .top_p = 1.0, .layer_end = -1, .max_tokens = 256, .weights = ENG_DTYPE_OTHER};
     enum {
         OPT_MODEL = 256,
         OPT_PROMPT,
@@ -349,6 +354,7 @@ int cmd_generate(int argc, char **argv)
         OPT_DUMP,
         OPT_HIDDEN_IN,
         OPT_MAX_TOKENS,
+        OPT_WEIGHTS,
         OPT_DEVICE,
         OPT_KV_DTYPE,
     };
@@ -367,6 +373,7 @@ int cmd_generate(int argc, char **argv)
         {"dump-hidden", required_argument, NULL, OPT_DUMP},
         {"hidden-in", required_argument, NULL, OPT_HIDDEN_IN},
         {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+        {"weights", required_argument, NULL, OPT_WEIGHTS},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"kv-dtype", required_argument, NULL, OPT_KV_DTYPE},
         {"help", no_argument, NULL, 'h'},
@@ -436,6 +443,9 @@ int cmd_generate(int argc, char **argv)
         case OPT_HIDDEN_IN:
             o.hidden_in = optarg;
             break;
+        case OPT_WEIGHTS:
+            bad = eng_weight_format_parse(optarg, &o.weights) != 0;
+            break;
         case OPT_MAX_TOKENS:
             bad = cli_parse_long(optarg, &o.max_tokens) || o.max_tokens < 1 || o.max_tokens > 65536;
             break;
@@ -479,7 +489,9 @@ int cmd_generate(int argc, char **argv)
     if (o.prompt || !ranged) { /* the tokenizer decodes the output even for --prompt-ids */
         char tok_path[PATH_MAX + 32];
         snprintf(tok_path, sizeof(tok_path), "%s/tokenizer.json", model_dir);
-        if (eng_tok_load(tok_path, &tok, &d) != HX_OK) {
+        int gguf = eng_gguf_is_file(model_dir);
+        if ((gguf ? eng_tok_load_gguf(model_dir, &tok, &d) : eng_tok_load(tok_path, &tok, &d)) !=
+            HX_OK) {
             if (o.prompt) {
                 ret = cli_error("%s", d.msg);
                 goto done;
@@ -515,7 +527,8 @@ int cmd_generate(int argc, char **argv)
         ret = CLI_EXIT_USAGE;
         goto done;
     }
-    if (eng_model_load(model_dir, o.layer_begin, o.layer_end, be, &m, &d) != HX_OK) {
+    struct eng_model_opts mo = {o.layer_begin, o.layer_end, o.weights};
+    if (eng_model_open(model_dir, &mo, be, &m, &d) != HX_OK) {
         ret = cli_error("%s", d.msg);
         goto done;
     }

@@ -18,7 +18,8 @@
 struct hx_diag;
 
 /* A weight matrix [rows x cols] (row-major, as stored by PyTorch: out_features x in_features),
- * or a vector (rows = 1). data is backend memory, in the tensor's on-disk dtype. */
+ * or a vector (rows = 1). data is backend memory, in the tensor's dtype: as on disk, or a
+ * block format (Q8_0, Q4_0: each row cols / 32 blocks, eng_dtype_row_bytes) quantized at load. */
 struct eng_weight {
     enum eng_dtype dtype;
     int rows;
@@ -56,6 +57,9 @@ struct eng_backend_ops {
     const char *name;
     /* The KV cache element types this backend can keep: bit (1 << enum eng_dtype). */
     unsigned kv_dtypes;
+    /* The weight element types its ops compute with (same bits); the loader refuses others
+     * naming the tensor, so an op never meets a dtype it lacks. */
+    unsigned weight_dtypes;
     void (*destroy)(struct eng_backend *be);
 
     /* ---- buffers ---- */

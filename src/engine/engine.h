@@ -21,17 +21,35 @@
 struct hx_diag;
 struct eng_backend;
 
-/* Element types of weights on disk (safetensors names BF16, F16, F32). */
+/*
+ * Element types of weights (safetensors names BF16, F16, F32; GGUF also holds ggml's block
+ * formats). Q8_0 and Q4_0 are ggml's, bit for bit: a row is cols / 32 blocks, each an fp16
+ * scale d and 32 values, q8_0 int8 q (x = d q), q4_0 4-bit u in 16 bytes (element j < 16 in
+ * the low nibble of byte j, element j + 16 in its high nibble; x = d (u - 8)).
+ */
 enum eng_dtype {
     ENG_DTYPE_F32 = 0,
     ENG_DTYPE_F16 = 1,
     ENG_DTYPE_BF16 = 2,
     ENG_DTYPE_OTHER = 3, /* a safetensors dtype we parse but cannot compute with (I64, F64...) */
+    ENG_DTYPE_Q8_0 = 4,
+    ENG_DTYPE_Q4_0 = 5,
 };
 
-/* Bytes per element (0 for ENG_DTYPE_OTHER). */
+#define ENG_QBLOCK 32 /* elements per Q8_0 / Q4_0 block */
+
+/* Bytes per element (0 for ENG_DTYPE_OTHER and the block formats: see eng_dtype_row_bytes). */
 size_t eng_dtype_size(enum eng_dtype dt);
+/* Bytes of a row of cols elements (block formats: cols must be a multiple of ENG_QBLOCK); 0
+ * for ENG_DTYPE_OTHER. */
+size_t eng_dtype_row_bytes(enum eng_dtype dt, int64_t cols);
+/* Whether dt is a block format (cols must be a multiple of ENG_QBLOCK). */
+int eng_dtype_is_quant(enum eng_dtype dt);
+/* "F32", "F16", "BF16", "Q8_0", "Q4_0", "other". */
 const char *eng_dtype_name(enum eng_dtype dt);
+/* A weight format name for --weights: "bf16", "f16", "f32", "q8_0", "q4_0" (any case).
+ * 0, or -1 for any other. */
+int eng_weight_format_parse(const char *name, enum eng_dtype *out);
 
 /* ---- config.json ------------------------------------------------------------------------ */
 
@@ -110,15 +128,42 @@ struct eng_model;
  */
 int eng_model_load(const char *dir, int layer_begin, int layer_end, struct eng_backend *be,
                    struct eng_model **out, struct hx_diag *diag);
+
+/* How eng_model_open loads. */
+struct eng_model_opts {
+    int layer_begin;
+    int layer_end; /* -1: all layers */
+    /* ENG_DTYPE_OTHER: every weight as stored. ENG_DTYPE_Q8_0 / ENG_DTYPE_Q4_0: the matmul
+     * weights (q, k, v, o, gate, up, down, lm_head) of a BF16/F16/F32 checkpoint are quantized
+     * at load into memory the model owns, with ggml's rounding (the same bytes llama.cpp's
+     * quantizer writes); the embedding and the norms stay as stored. Weights already in a
+     * block format are used as they are. */
+    enum eng_dtype weights;
+};
+
+/*
+ * eng_model_load with options (opts NULL: all layers, as stored). path is a Hugging Face
+ * model directory, or a GGUF file (a path whose file starts with the GGUF magic; see
+ * docs/formats.md): the LLaMA architecture, its layer range's tensors mmap'd. The backend
+ * must compute with every dtype the range uses (HX_ENOTSUP naming the tensor otherwise).
+ */
+int eng_model_open(const char *path, const struct eng_model_opts *opts, struct eng_backend *be,
+                   struct eng_model **out, struct hx_diag *diag);
 void eng_model_free(struct eng_model *m);
+/* Whether path is a regular file starting with the GGUF magic (eng_model_open reads it as
+ * GGUF; its tokenizer: eng_tok_load_gguf). */
+int eng_gguf_is_file(const char *path);
 
 const struct eng_config *eng_model_config(const struct eng_model *m);
 int eng_model_layer_begin(const struct eng_model *m);
 int eng_model_layer_end(const struct eng_model *m);
 /* Bytes of weights the range reads per forward pass (its layers, plus embed/norm/head). */
 size_t eng_model_weight_bytes(const struct eng_model *m);
-/* Bytes of one decoder layer's weights (as stored). */
+/* Bytes of one decoder layer's weights (as stored, or as quantized at load). */
 size_t eng_model_layer_bytes(const struct eng_model *m);
+/* The element type of the range's largest matmul weights (what --weights chose, or as
+ * stored): the format the planner's profiles record. */
+enum eng_dtype eng_model_weight_dtype(const struct eng_model *m);
 
 /* ---- engine: KV cache, sequences, batched step ------------------------------------------ */
 

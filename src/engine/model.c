@@ -61,8 +61,8 @@ static int read_small_file(const char *path, char **out, size_t *len, struct hx_
     return HX_OK;
 }
 
-/* mmap one shard and parse its header. */
-static int map_file(const char *path, struct eng_mapped *m, struct hx_diag *diag)
+/* mmap one shard (or a GGUF file: gguf) and parse its header. */
+static int map_file(const char *path, int gguf, struct eng_mapped *m, struct hx_diag *diag)
 {
     memset(m, 0, sizeof(*m));
     int fd = open(path, O_RDONLY);
@@ -86,10 +86,14 @@ static int map_file(const char *path, struct eng_mapped *m, struct hx_diag *diag
     if (base == MAP_FAILED) {
         return hx_diag_set(diag, HX_EIO, "%s: mmap failed: %s", path, strerror(errno));
     }
-    int rc = eng_st_parse(base, len, path, &m->st, diag);
+    int rc = gguf ? eng_gguf_parse(base, len, path, &m->gguf, diag)
+                  : eng_st_parse(base, len, path, &m->st, diag);
     if (rc != HX_OK) {
         munmap(base, len);
         return rc;
+    }
+    if (gguf) {
+        m->st = m->gguf.st; /* the tensor table, in the same shape as a safetensors one */
     }
     m->path = xstrdup(path);
     m->base = base;
@@ -102,6 +106,8 @@ struct loader {
     struct eng_model *m;
     cJSON *index; /* weight_map of a sharded model, else NULL */
     int cap_files;
+    int gguf;                         /* dir is a GGUF file (files[0]) */
+    const struct eng_model_opts *opt; /* never NULL */
     struct hx_diag *diag;
 };
 
@@ -138,7 +144,7 @@ static int file_for(struct loader *L, const char *name, struct eng_mapped **out)
         L->cap_files = L->cap_files ? 2 * L->cap_files : 8;
         m->files = xrealloc(m->files, (size_t)L->cap_files * sizeof(*m->files));
     }
-    int rc = map_file(path, &m->files[m->n_files], L->diag);
+    int rc = map_file(path, 0, &m->files[m->n_files], L->diag);
     if (rc != HX_OK) {
         return rc;
     }
@@ -156,14 +162,19 @@ static int find_tensor(struct loader *L, const char *name, int rows, int cols,
     if (rc != HX_OK) {
         return rc;
     }
+    char gname[160];
+    if (L->gguf) {
+        eng_gguf_tensor_name(name, gname, sizeof(gname));
+        name = gname;
+    }
     const struct eng_st_tensor *t = eng_st_find(&f->st, name);
     if (!t) {
         return hx_diag_set(L->diag, HX_EPARSE, "%s: missing tensor '%s'", f->path, name);
     }
     if (t->dtype == ENG_DTYPE_OTHER) {
         return hx_diag_set(L->diag, HX_ENOTSUP,
-                           "%s: tensor '%s' has dtype %s; supported: BF16, F16, F32", f->path, name,
-                           t->dtype_name);
+                           "%s: tensor '%s' has dtype %s; supported: BF16, F16, F32, Q8_0, Q4_0",
+                           f->path, name, t->dtype_name);
     }
     int ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
                   : (t->n_dims == 1 && t->shape[0] == rows);
@@ -183,7 +194,7 @@ static int find_tensor(struct loader *L, const char *name, int rows, int cols,
                            "%s: tensor '%s' has shape [%s], config.json implies [%d]", f->path,
                            name, got, rows);
     }
-    size_t esize = eng_dtype_size(t->dtype);
+    size_t esize = eng_dtype_is_quant(t->dtype) ? 2 : eng_dtype_size(t->dtype);
     const unsigned char *data = (const unsigned char *)f->base + t->begin;
     if ((uintptr_t)data % esize != 0) {
         return hx_diag_set(L->diag, HX_ENOTSUP,
@@ -194,7 +205,106 @@ static int find_tensor(struct loader *L, const char *name, int rows, int cols,
     return HX_OK;
 }
 
-/* find_tensor, then upload to the backend. */
+/* Memory the model owns (converted or reordered weights), freed with it. */
+static void *model_own(struct eng_model *m, size_t n)
+{
+    void *p = hx_malloc(n ? n : 1);
+    if (p) {
+        m->owned = xrealloc(m->owned, (size_t)(m->n_owned + 1) * sizeof(*m->owned));
+        m->owned[m->n_owned++] = p;
+    }
+    return p;
+}
+
+/* Whether a tensor is a matmul weight (what --weights converts): a matrix other than the
+ * embedding. */
+static int is_matmul_weight(const char *name, int cols)
+{
+    return cols > 0 && strcmp(name, "model.embed_tokens.weight") != 0;
+}
+
+/* GGUF writers (llama.cpp's convert_hf_to_gguf.py) reorder the rows of each head of q_proj
+ * and k_proj for ggml's interleaved RoPE: HF row s * hd/2 + i is stored as row 2 i + s. */
+static int is_permuted_in_gguf(const char *name)
+{
+    static const char *const suffix[2] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight"};
+    size_t n = strlen(name);
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(suffix[i]);
+        if (n >= k && strcmp(name + n - k, suffix[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* host, converted to dtype `to` (any supported one) in owned memory. */
+static int convert_weight(struct loader *L, const char *name, struct eng_weight *host,
+                          enum eng_dtype to)
+{
+    size_t k = (size_t)host->cols;
+    if (eng_dtype_is_quant(to) && k % ENG_QBLOCK != 0) {
+        return hx_diag_set(L->diag, HX_ENOTSUP,
+                           "%s: tensor '%s' has %zu columns; %s needs a multiple of %d", L->dir,
+                           name, k, eng_dtype_name(to), ENG_QBLOCK);
+    }
+    size_t in_rb = eng_dtype_row_bytes(host->dtype, host->cols);
+    size_t out_rb = eng_dtype_row_bytes(to, host->cols);
+    unsigned char *dst = model_own(L->m, out_rb * (size_t)host->rows);
+    float *tmp = hx_malloc(k * sizeof(float));
+    if (!dst || !tmp) {
+        xfree(tmp);
+        return hx_diag_set(L->diag, HX_ENOMEM, "%s: cannot allocate %zu bytes to convert '%s'",
+                           L->dir, out_rb * (size_t)host->rows, name);
+    }
+    for (size_t r = 0; r < (size_t)host->rows; r++) {
+        eng_dequant_row(host->dtype, (const unsigned char *)host->data + r * in_rb, tmp, k);
+        unsigned char *o = dst + r * out_rb;
+        if (eng_quant_row(to, tmp, o, k) == 0) {
+            continue;
+        }
+        for (size_t j = 0; j < k; j++) {
+            if (to == ENG_DTYPE_F32) {
+                memcpy(o + 4 * j, &tmp[j], 4);
+            } else {
+                uint16_t h =
+                    to == ENG_DTYPE_BF16 ? eng_f32_to_bf16(tmp[j]) : eng_f32_to_f16(tmp[j]);
+                memcpy(o + 2 * j, &h, 2);
+            }
+        }
+    }
+    xfree(tmp);
+    host->dtype = to;
+    host->data = dst;
+    return HX_OK;
+}
+
+/* Undo the GGUF row order of q_proj / k_proj (heads of head_dim rows) in owned memory. */
+static int unpermute_rows(struct loader *L, const char *name, struct eng_weight *host, int n_heads)
+{
+    size_t rb = eng_dtype_row_bytes(host->dtype, host->cols);
+    int hd = host->rows / n_heads;
+    unsigned char *dst = model_own(L->m, rb * (size_t)host->rows);
+    if (!dst) {
+        return hx_diag_set(L->diag, HX_ENOMEM, "%s: cannot allocate %zu bytes to reorder '%s'",
+                           L->dir, rb * (size_t)host->rows, name);
+    }
+    const unsigned char *src = host->data;
+    for (int h = 0; h < n_heads; h++) {
+        for (int s = 0; s < 2; s++) {
+            for (int i = 0; i < hd / 2; i++) {
+                size_t to = (size_t)h * (size_t)hd + (size_t)s * (size_t)(hd / 2) + (size_t)i;
+                size_t from = (size_t)h * (size_t)hd + 2 * (size_t)i + (size_t)s;
+                memcpy(dst + to * rb, src + from * rb, rb);
+            }
+        }
+    }
+    host->data = dst;
+    return HX_OK;
+}
+
+/* find_tensor; reorder (GGUF q/k) and convert (--weights) where asked; check the backend
+ * computes with the dtype; upload. */
 static int load_tensor(struct loader *L, const char *name, int rows, int cols,
                        struct eng_weight *out)
 {
@@ -203,7 +313,28 @@ static int load_tensor(struct loader *L, const char *name, int rows, int cols,
     if (rc != HX_OK) {
         return rc;
     }
-    return L->m->be->ops->weight_upload(L->m->be, &host, out, L->diag);
+    const struct eng_config *c = &L->m->cfg;
+    if (L->gguf && is_permuted_in_gguf(name)) {
+        int heads = strstr(name, "q_proj") ? c->n_heads : c->n_kv_heads;
+        if ((rc = unpermute_rows(L, name, &host, heads)) != HX_OK) {
+            return rc;
+        }
+    }
+    enum eng_dtype want = L->opt->weights;
+    if (want != ENG_DTYPE_OTHER && want != host.dtype && is_matmul_weight(name, cols) &&
+        !(eng_dtype_is_quant(host.dtype) && !eng_dtype_is_quant(want)) &&
+        (rc = convert_weight(L, name, &host, want)) != HX_OK) {
+        return rc;
+    }
+    struct eng_backend *be = L->m->be;
+    if (!(be->ops->weight_dtypes & (1u << host.dtype))) {
+        return hx_diag_set(L->diag, HX_ENOTSUP,
+                           "%s: tensor '%s' is %s; the %s backend has no %s kernels (use the cpu "
+                           "backend, or a bf16/f16 checkpoint)",
+                           L->dir, name, eng_dtype_name(host.dtype), be->ops->name,
+                           eng_dtype_name(host.dtype));
+    }
+    return be->ops->weight_upload(be, &host, out, L->diag);
 }
 
 /* Where the backend can, upload n tensors of one dtype as one row-concatenated weight (*cat)
@@ -225,11 +356,14 @@ static int load_cat(struct loader *L, int layer, const char *const *suffix, cons
         same &= host[i].dtype == host[0].dtype;
     }
     struct eng_backend *be = L->m->be;
+    same &= L->opt->weights == ENG_DTYPE_OTHER || L->opt->weights == host[0].dtype;
+    same &= !L->gguf && (be->ops->weight_dtypes & (1u << host[0].dtype)) != 0;
     if (be->ops->weight_upload_cat && same) {
         return be->ops->weight_upload_cat(be, host, n, cat, L->diag);
     }
     for (int i = 0; i < n; i++) {
-        if ((rc = be->ops->weight_upload(be, &host[i], &parts[i], L->diag)) != HX_OK) {
+        snprintf(name, sizeof(name), "model.layers.%d.%s", layer, suffix[i]);
+        if ((rc = load_tensor(L, name, rows[i], cols, &parts[i])) != HX_OK) {
             return rc;
         }
     }
@@ -289,7 +423,7 @@ static int load_layer(struct loader *L, int layer, struct eng_layer_weights *w)
 
 static size_t weight_bytes(const struct eng_weight *w)
 {
-    return w->data ? (size_t)w->rows * (size_t)w->cols * eng_dtype_size(w->dtype) : 0;
+    return w->data ? (size_t)w->rows * eng_dtype_row_bytes(w->dtype, w->cols) : 0;
 }
 
 static size_t layer_bytes(const struct eng_layer_weights *w)
@@ -307,25 +441,48 @@ static size_t layer_bytes(const struct eng_layer_weights *w)
 int eng_model_load(const char *dir, int layer_begin, int layer_end, struct eng_backend *be,
                    struct eng_model **out, struct hx_diag *diag)
 {
+    struct eng_model_opts o = {layer_begin, layer_end, ENG_DTYPE_OTHER};
+    return eng_model_open(dir, &o, be, out, diag);
+}
+
+int eng_model_open(const char *dir, const struct eng_model_opts *opts, struct eng_backend *be,
+                   struct eng_model **out, struct hx_diag *diag)
+{
     *out = NULL;
+    static const struct eng_model_opts defaults = {0, -1, ENG_DTYPE_OTHER};
+    const struct eng_model_opts *o = opts ? opts : &defaults;
+    int layer_begin = o->layer_begin;
+    int layer_end = o->layer_end;
     char path[4096];
     char *json = NULL;
     size_t json_len = 0;
-    struct loader L = {dir, NULL, NULL, 0, diag};
+    struct loader L = {dir, NULL, NULL, 0, eng_gguf_is_file(dir), o, diag};
     cJSON *index_root = NULL;
     struct eng_model *m = xcalloc(1, sizeof(*m));
     m->be = be;
     int rc;
-    if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) {
-        rc = hx_diag_set(diag, HX_EINVAL, "%s: path too long", dir);
-        goto fail;
+    if (L.gguf) {
+        m->files = xcalloc(1, sizeof(*m->files));
+        L.cap_files = 1;
+        if ((rc = map_file(dir, 1, &m->files[0], diag)) != HX_OK) {
+            goto fail;
+        }
+        m->n_files = 1;
+        if ((rc = eng_gguf_config(&m->files[0].gguf, dir, &m->cfg, diag)) != HX_OK) {
+            goto fail;
+        }
+    } else {
+        if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) {
+            rc = hx_diag_set(diag, HX_EINVAL, "%s: path too long", dir);
+            goto fail;
+        }
+        if ((rc = read_small_file(path, &json, &json_len, diag)) != HX_OK ||
+            (rc = eng_config_parse(json, json_len, path, &m->cfg, diag)) != HX_OK) {
+            goto fail;
+        }
+        xfree(json);
+        json = NULL;
     }
-    if ((rc = read_small_file(path, &json, &json_len, diag)) != HX_OK ||
-        (rc = eng_config_parse(json, json_len, path, &m->cfg, diag)) != HX_OK) {
-        goto fail;
-    }
-    xfree(json);
-    json = NULL;
     if (layer_end < 0) {
         layer_end = m->cfg.n_layers;
     }
@@ -339,7 +496,9 @@ int eng_model_load(const char *dir, int layer_begin, int layer_end, struct eng_b
     L.m = m;
 
     snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
-    if (access(path, F_OK) == 0) {
+    if (L.gguf) {
+        /* mapped above */
+    } else if (access(path, F_OK) == 0) {
         if ((rc = read_small_file(path, &json, &json_len, diag)) != HX_OK) {
             goto fail;
         }
@@ -353,7 +512,7 @@ int eng_model_load(const char *dir, int layer_begin, int layer_end, struct eng_b
         snprintf(path, sizeof(path), "%s/model.safetensors", dir);
         m->files = xcalloc(1, sizeof(*m->files));
         L.cap_files = 1;
-        if ((rc = map_file(path, &m->files[0], diag)) != HX_OK) {
+        if ((rc = map_file(path, 0, &m->files[0], diag)) != HX_OK) {
             goto fail;
         }
         m->n_files = 1;
@@ -427,10 +586,18 @@ void eng_model_free(struct eng_model *m)
     }
     for (int i = 0; i < m->n_files; i++) {
         munmap(m->files[i].base, m->files[i].len);
-        eng_st_release(&m->files[i].st);
+        if (m->files[i].gguf.st.tensors) {
+            eng_gguf_release(&m->files[i].gguf);
+        } else {
+            eng_st_release(&m->files[i].st);
+        }
         xfree(m->files[i].path);
     }
     xfree(m->files);
+    for (int i = 0; i < m->n_owned; i++) {
+        xfree(m->owned[i]);
+    }
+    xfree(m->owned);
     xfree(m);
 }
 
@@ -457,6 +624,11 @@ size_t eng_model_weight_bytes(const struct eng_model *m)
 size_t eng_model_layer_bytes(const struct eng_model *m)
 {
     return m->layer_bytes;
+}
+
+enum eng_dtype eng_model_weight_dtype(const struct eng_model *m)
+{
+    return m->layers[0].wd.dtype;
 }
 
 uint16_t eng_f32_to_f16(float f)

@@ -39,6 +39,10 @@ const char *eng_dtype_name(enum eng_dtype dt)
         return "F16";
     case ENG_DTYPE_BF16:
         return "BF16";
+    case ENG_DTYPE_Q8_0:
+        return "Q8_0";
+    case ENG_DTYPE_Q4_0:
+        return "Q4_0";
     default:
         return "other";
     }

@@ -70,6 +70,13 @@ int eng_tok_load(const char *path, struct eng_tok **out, struct hx_diag *diag);
 int eng_tok_load_mem(const char *json, size_t len, const char *name, struct eng_tok **out,
                      struct hx_diag *diag);
 
+/*
+ * Load the tokenizer a GGUF file carries (tokenizer.ggml.*: model "gpt2", i.e. byte-level BPE,
+ * with its tokens, merges, token types, pre-tokenizer "gpt-2"/"default"/"llama-bpe"/"qwen2",
+ * and BOS when add_bos_token). Other tokenizer models are HX_ENOTSUP naming the key.
+ */
+int eng_tok_load_gguf(const char *path, struct eng_tok **out, struct hx_diag *diag);
+
 /* Free a tokenizer. NULL does nothing. */
 void eng_tok_free(struct eng_tok *tok);
 

@@ -91,6 +91,31 @@ static int cpu_reserve(struct eng_backend *be, int max_rows, int max_cols, struc
         cb->xsplit = p;
         cb->xsplit_floats = split;
     }
+    /* input rows quantized for the Q8_0/Q4_0 kernels: int8 values, a scale and a sum per 32 */
+    if (split > cb->xq_elems) {
+        size_t nb = split / ENG_QBLOCK + 1;
+        int8_t *q = hx_malloc(split);
+        int16_t *q2 = hx_malloc(split * sizeof(int16_t));
+        float *d = hx_malloc(nb * sizeof(float));
+        int32_t *sm = hx_malloc(nb * sizeof(int32_t));
+        if (!q || !q2 || !d || !sm) {
+            xfree(q);
+            xfree(q2);
+            xfree(d);
+            xfree(sm);
+            return hx_diag_set(diag, HX_ENOMEM, "cpu backend: cannot allocate %zu bytes of scratch",
+                               3 * split + 2 * nb * sizeof(float));
+        }
+        xfree(cb->xq);
+        xfree(cb->x16);
+        xfree(cb->xqd);
+        xfree(cb->xqs);
+        cb->xq = q;
+        cb->x16 = q2;
+        cb->xqd = d;
+        cb->xqs = sm;
+        cb->xq_elems = split;
+    }
     /* the largest tile any k <= max_cols uses: rows x k <= max(target, 16 x k) */
     size_t need = (size_t)CPU_TILE_TARGET_FLOATS;
     if ((size_t)16 * (size_t)max_cols > need) {
@@ -108,11 +133,10 @@ static void cpu_embed(struct eng_backend *be, const struct eng_weight *table, co
 {
     (void)be;
     size_t dim = (size_t)table->cols;
+    size_t row_bytes = eng_dtype_row_bytes(table->dtype, table->cols);
     for (int i = 0; i < n; i++) {
-        size_t base = (size_t)ids[i] * dim;
-        for (size_t j = 0; j < dim; j++) {
-            out[(size_t)i * dim + j] = eng_weight_get(table, base + j);
-        }
+        const unsigned char *row = (const unsigned char *)table->data + (size_t)ids[i] * row_bytes;
+        eng_dequant_row(table->dtype, row, out + (size_t)i * dim, dim);
     }
 }
 
@@ -243,12 +267,18 @@ static void cpu_destroy(struct eng_backend *be)
     cpu_pool_release(&cb->pool);
     xfree(cb->scratch);
     xfree(cb->xsplit);
+    xfree(cb->xq);
+    xfree(cb->x16);
+    xfree(cb->xqd);
+    xfree(cb->xqs);
     xfree(cb);
 }
 
 static const struct eng_backend_ops cpu_ops = {
     .name = "cpu",
     .kv_dtypes = 1u << ENG_DTYPE_F32, /* the oracle: exact float32, as transformers' golden runs */
+    .weight_dtypes = (1u << ENG_DTYPE_F32) | (1u << ENG_DTYPE_F16) | (1u << ENG_DTYPE_BF16) |
+                     (1u << ENG_DTYPE_Q8_0) | (1u << ENG_DTYPE_Q4_0),
     .destroy = cpu_destroy,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,
@@ -286,6 +316,7 @@ int eng_cpu_backend_new(int n_threads, struct eng_backend **out, struct hx_diag 
     cb->base.ops = &cpu_ops;
     cb->base.kv_dtype = ENG_DTYPE_F32;
     cb->wide = cpu_matmul_wide_ok();
+    cb->quant_kind = cpu_quant_kind();
     /* our pool splits the work; each sgemm call runs on the thread that makes it */
     openblas_set_num_threads(1);
     cpu_pool_init(&cb->pool, n_threads);

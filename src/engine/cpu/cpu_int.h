@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine/backend.h"
 
@@ -67,7 +68,22 @@ struct eng_cpu_backend {
     int wide;              /* the CPU runs the AVX-512 (x86-64-v4) kernels */
     float *xsplit;         /* pair-split copy of a matmul's input rows (op_matmul.c) */
     size_t xsplit_floats;
+    int quant_kind; /* CPU_QK_*: the Q8_0/Q4_0 kernels this CPU runs (op_quant.c) */
+    int8_t *xq;     /* input rows quantized to int8 blocks, [CPU_SMALL_M x max_cols] */
+    int16_t *x16;   /* or as int16 (against Q8_0 weights), same shape */
+    float *xqd;     /* their scales */
+    int32_t *xqs;   /* -sum of each block's values */
+    size_t xq_elems;
 };
+
+/* The quantized-matmul kernels: plain C, AVX2, AVX-512 VNNI. */
+enum { CPU_QK_PORTABLE = 0, CPU_QK_AVX2 = 1, CPU_QK_VNNI = 2 };
+/* The best kind this CPU runs. */
+int cpu_quant_kind(void);
+/* out = x W^T (+ bias) for a Q8_0/Q4_0 W and m <= CPU_SMALL_M rows (op_quant.c). 0, or -1 when
+ * it does not apply (too many rows, no scratch): the caller dequantizes instead. */
+int cpu_matmul_quant(struct eng_cpu_backend *cb, const float *x, int m, const struct eng_weight *w,
+                     const struct eng_weight *bias, float *out);
 
 /* Whether this CPU can run the 16-float (x86-64-v4) matmul kernels. */
 int cpu_matmul_wide_ok(void);

@@ -372,7 +372,10 @@ static const float *weight_rows(const struct mm_ctx *c, int r0, int r1, int thre
     float *tile = c->cb->scratch[thread];
     const uint16_t *src = (const uint16_t *)w->data + (size_t)r0 * k;
     size_t n = (size_t)(r1 - r0) * k;
-    if (w->dtype == ENG_DTYPE_BF16) {
+    if (eng_dtype_is_quant(w->dtype)) {
+        size_t rb = eng_dtype_row_bytes(w->dtype, w->cols);
+        eng_dequant_row(w->dtype, (const unsigned char *)w->data + (size_t)r0 * rb, tile, n);
+    } else if (w->dtype == ENG_DTYPE_BF16) {
         bf16_to_f32_row(src, tile, n);
     } else {
         f16_to_f32_row(src, tile, n);
@@ -523,6 +526,9 @@ void cpu_op_matmul(struct eng_backend *be, const float *x, int m, const struct e
     struct eng_cpu_backend *cb = (struct eng_cpu_backend *)be;
     struct mm_ctx c = {cb, x, m, w, bias, out, 0, NULL};
     size_t work = (size_t)m * (size_t)w->rows * (size_t)w->cols;
+    if (eng_dtype_is_quant(w->dtype) && cpu_matmul_quant(cb, x, m, w, bias, out) == 0) {
+        return;
+    }
     if (w->dtype == ENG_DTYPE_BF16 && m <= CPU_SMALL_M) {
         c.rows_per_task = m == 1 ? GEMV_ROWS_PER_TASK : 16;
         size_t kk = (size_t)w->cols;

@@ -623,6 +623,8 @@ extern "C" int eng_cuda_backend_error(struct eng_backend *be, struct hx_diag *di
 static const struct eng_backend_ops cuda_ops = {
     .name = "cuda",
     .kv_dtypes = 1u << ENG_DTYPE_F32 | 1u << ENG_DTYPE_BF16,
+    .weight_dtypes =
+        1u << ENG_DTYPE_F32 | 1u << ENG_DTYPE_F16 | 1u << ENG_DTYPE_BF16, /* no block formats yet */
     .destroy = cuda_destroy,
     .buf_alloc = cuda_buf_alloc,
     .buf_free = cuda_buf_free,
