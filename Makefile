@@ -135,8 +135,17 @@ $(RUNNER): $(TEST_OBJ) $(LIB)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CU_LIBS)
 
 $(BUILD)/obj/bench/%.o: CPPFLAGS += -Itests -Ibench
-# bench programs are bench/bench_*.c; bench_engine has two more parts (bench/engine_*.c)
-$(BUILD)/bench_engine: $(BUILD)/obj/bench/engine_model.o $(BUILD)/obj/bench/engine_full.o
+# bench programs are bench/bench_*.c; bench_engine has more parts (bench/engine_*.c). Its
+# llama.cpp race (--vs-llamacpp) takes the types of llama.cpp's C API from llama.h in the
+# llama-cpp-python sdist's copy of llama.cpp (LLAMA_CPP_SRC) and dlopens the library at run time.
+LLAMA_CPP_SRC ?= build/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp
+$(BUILD)/obj/bench/engine_llamacpp.o: CPPFLAGS += $(if $(wildcard $(LLAMA_CPP_SRC)/include/llama.h),\
+    -DHX_HAVE_LLAMA_H -isystem $(LLAMA_CPP_SRC)/include -isystem $(LLAMA_CPP_SRC)/ggml/include)
+$(BUILD)/obj/bench/engine_race.o: CPPFLAGS += -DHX_LLAMA_CPP_SRC='"$(LLAMA_CPP_SRC)"'
+$(BUILD)/bench_engine: $(BUILD)/obj/bench/engine_model.o $(BUILD)/obj/bench/engine_full.o \
+    $(BUILD)/obj/bench/engine_llamacpp.o $(BUILD)/obj/bench/engine_race.o
+# bench_serve's per-hop part (plain vs CURVE)
+$(BUILD)/bench_serve: $(BUILD)/obj/bench/serve_hop.o
 $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS) $(CU_LIBS)

@@ -12,8 +12,13 @@
  * and `helix serve --model-profile` use them. --placement planned replaces the fixed layout by
  * the planner's (`auto` on that profile, three nodes of that type).
  *
+ * --curve on|both runs the coordinator and workers with ZeroMQ CURVE (both: each scheduler's run
+ * plain, then with CURVE, on the same arrivals) and first measures one data-plane hop each way
+ * (serve_hop.c): DECODE latency and PREFILL bandwidth.
+ *
  * Usage: bench_serve [--rate R req/s (default 6)] [--seconds S per scheduler (default 6)]
  *                    [--tokens N per request (default 32)] [--placement fixed|planned]
+ *                    [--curve off|on|both (default off)] [--sched all|maxflow|swarm|random]
  * Output lines are "key value" pairs, machine-readable.
  */
 #include <math.h>
@@ -30,6 +35,7 @@
 #include "base/status.h"
 #include "core/model.h"
 #include "runtime/runtime.h"
+#include "serve_hop.h"
 
 #define MODEL "models/kjv-llama-6m"
 #define MAX_REQ 4096
@@ -167,7 +173,7 @@ out:
     return rc;
 }
 
-static int run_one(enum coord_sched sched, double rate, double seconds, int tokens,
+static int run_one(enum coord_sched sched, double rate, double seconds, int tokens, int curve,
                    struct result *res)
 {
     static const char *prompts[] = {
@@ -183,6 +189,7 @@ static int run_one(enum coord_sched sched, double rate, double seconds, int toke
     o.nodes = nodes;
     o.sched = sched;
     o.seed = 1;
+    o.curve = curve ? RT_CURVE_ON : RT_CURVE_OFF;
     struct coord *c = NULL;
     struct hx_diag d;
     if (coord_new(&o, &c, &d) != 0 || coord_start(c, &d) != 0) {
@@ -198,6 +205,7 @@ static int run_one(enum coord_sched sched, double rate, double seconds, int toke
         w[i].o.name = w[i].name;
         w[i].o.token = "bench";
         w[i].o.threads = 1;
+        w[i].o.curve = o.curve;
         w[i].o.kv_bytes = 16u << 20;
         w[i].o.stop = &w[i].stop;
         pthread_create(&w[i].t, NULL, wmain, &w[i]);
@@ -289,15 +297,40 @@ static int run_one(enum coord_sched sched, double rate, double seconds, int toke
     return 0;
 }
 
+/* One hop each way, plain and/or CURVE: a decode row and a prefill of the bundled model's
+ * width and of Llama-2-7B's (4096). */
+static int hop_figures(int mode_first, int mode_last)
+{
+    static const int widths[2] = {256, 4096};
+    for (int k = 0; k < 2; k++) {
+        for (int curve = mode_first; curve <= mode_last; curve++) {
+            struct hop_result hr;
+            if (hop_bench_run(curve, widths[k], 2000, 256, 64, &hr) != 0) {
+                return 1;
+            }
+            const char *m = curve ? "curve" : "plain";
+            printf("hop_%s_hidden%d_decode_us_p50 %.1f\n", m, widths[k], hr.decode_us_p50);
+            printf("hop_%s_hidden%d_decode_us_p95 %.1f\n", m, widths[k], hr.decode_us_p95);
+            printf("hop_%s_hidden%d_prefill256_mb_per_s %.0f\n", m, widths[k], hr.prefill_mb_s);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double rate = 6;
     double seconds = 6;
     int tokens = 32;
     int planned = 0;
+    int mode_first = 0; /* 0 plain, 1 CURVE */
+    int mode_last = 0;
+    const char *only = "all";
     static const char usage[] =
         "usage: bench_serve [--rate R req/s (6)] [--seconds S per scheduler (6)]\n"
-        "                   [--tokens N >= 2 (32)] [--placement fixed|planned]\n";
+        "                   [--tokens N >= 2 (32)] [--placement fixed|planned]\n"
+        "                   [--curve off|on|both (off)] [--sched all|maxflow|swarm|random]\n";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
@@ -321,6 +354,21 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--tokens") == 0) {
             tokens = (int)strtol(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--curve") == 0) {
+            const char *v = argv[i + 1];
+            mode_first = strcmp(v, "on") == 0;
+            mode_last = strcmp(v, "off") != 0;
+            if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0 && strcmp(v, "both") != 0) {
+                fprintf(stderr, "bench_serve: --curve wants off, on or both\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--sched") == 0) {
+            enum coord_sched cs;
+            only = argv[i + 1];
+            if (strcmp(only, "all") != 0 && coord_sched_parse(only, &cs) != 0) {
+                fprintf(stderr, "bench_serve: --sched wants all, maxflow, swarm or random\n");
+                return 2;
+            }
         } else {
             fprintf(stderr, "bench_serve: unknown option '%s'\n%s", argv[i], usage);
             return 2;
@@ -332,32 +380,56 @@ int main(int argc, char **argv)
     }
     log_set_level(LOG_LEVEL_WARN);
     const enum coord_sched scheds[3] = {COORD_SCHED_MAXFLOW, COORD_SCHED_SWARM, COORD_SCHED_RANDOM};
-    struct result r[3];
+    struct result r[3][2];
+    int both = mode_first != mode_last;
+    if (mode_last && hop_figures(mode_first, mode_last) != 0) {
+        return 1;
+    }
     if (profile_capacities(planned) != 0) {
         return 1;
     }
     printf("placement %s, 1 thread each; poisson %.3g req/s for %.3g s, %d tokens each\n",
            planned ? "planned" : "full[0,6) p1[0,3)->p2[3,6)", rate, seconds, tokens);
+    int ran = 0;
     for (int k = 0; k < 3; k++) {
-        if (run_one(scheds[k], rate, seconds, tokens, &r[k]) != 0) {
-            return 1;
-        }
         const char *nm = coord_sched_name(scheds[k]);
-        printf("%s_requests_done %d\n%s_requests_failed %d\n", nm, r[k].done, nm, r[k].failed);
-        printf("%s_tokens_per_second %.2f\n", nm, r[k].tput);
-        printf("%s_ttft_p50_ms %.2f\n%s_ttft_p95_ms %.2f\n", nm, r[k].ttft50 * 1e3, nm,
-               r[k].ttft95 * 1e3);
-        printf("%s_tpot_p50_ms %.2f\n%s_tpot_p95_ms %.2f\n", nm, r[k].tpot50 * 1e3, nm,
-               r[k].tpot95 * 1e3);
-        fflush(stdout);
+        if (strcmp(only, "all") != 0 && strcmp(only, nm) != 0) {
+            continue;
+        }
+        ran++;
+        for (int curve = mode_first; curve <= mode_last; curve++) {
+            struct result *x = &r[k][curve];
+            if (run_one(scheds[k], rate, seconds, tokens, curve, x) != 0) {
+                return 1;
+            }
+            char pre[32];
+            snprintf(pre, sizeof(pre), "%s%s", nm, both ? (curve ? "_curve" : "_plain") : "");
+            printf("%s_requests_done %d\n%s_requests_failed %d\n", pre, x->done, pre, x->failed);
+            printf("%s_tokens_per_second %.2f\n", pre, x->tput);
+            printf("%s_ttft_p50_ms %.2f\n%s_ttft_p95_ms %.2f\n", pre, x->ttft50 * 1e3, pre,
+                   x->ttft95 * 1e3);
+            printf("%s_tpot_p50_ms %.2f\n%s_tpot_p95_ms %.2f\n", pre, x->tpot50 * 1e3, pre,
+                   x->tpot95 * 1e3);
+            fflush(stdout);
+        }
+        if (both) {
+            printf("%s_ratio_tokens_per_second_curve_over_plain %.3f\n", nm,
+                   r[k][1].tput / r[k][0].tput);
+            printf("%s_ratio_tpot_p50_curve_over_plain %.3f\n", nm,
+                   r[k][1].tpot50 / r[k][0].tpot50);
+        }
     }
+    if (ran < 3 || both) {
+        return 0;
+    }
+    int m = mode_first;
     for (int k = 1; k < 3; k++) {
         const char *nm = coord_sched_name(scheds[k]);
-        printf("ratio_throughput_maxflow_over_%s %.3f\n", nm, r[0].tput / r[k].tput);
-        printf("ratio_ttft_p50_%s_over_maxflow %.3f\n", nm, r[k].ttft50 / r[0].ttft50);
-        printf("ratio_ttft_p95_%s_over_maxflow %.3f\n", nm, r[k].ttft95 / r[0].ttft95);
-        printf("ratio_tpot_p50_%s_over_maxflow %.3f\n", nm, r[k].tpot50 / r[0].tpot50);
-        printf("ratio_tpot_p95_%s_over_maxflow %.3f\n", nm, r[k].tpot95 / r[0].tpot95);
+        printf("ratio_throughput_maxflow_over_%s %.3f\n", nm, r[0][m].tput / r[k][m].tput);
+        printf("ratio_ttft_p50_%s_over_maxflow %.3f\n", nm, r[k][m].ttft50 / r[0][m].ttft50);
+        printf("ratio_ttft_p95_%s_over_maxflow %.3f\n", nm, r[k][m].ttft95 / r[0][m].ttft95);
+        printf("ratio_tpot_p50_%s_over_maxflow %.3f\n", nm, r[k][m].tpot50 / r[0][m].tpot50);
+        printf("ratio_tpot_p95_%s_over_maxflow %.3f\n", nm, r[k][m].tpot95 / r[0][m].tpot95);
     }
     return 0;
 }

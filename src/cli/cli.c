@@ -15,6 +15,7 @@
 
 #include "base/status.h"
 #include "engine/engine.h"
+#include "runtime/cpus.h"
 #ifdef HX_HAVE_CUDA
 #include "engine/cuda/cuda.h"
 #endif
@@ -154,5 +155,24 @@ int cli_backend_open(const char *device, int threads, struct eng_backend **out, 
         snprintf(desc, desc_n, "cpu");
     }
     snprintf(name, name_n, "%s", hw);
+    return 0;
+}
+
+int cli_cpus_pin(const char *cmd, const char *list, int *n_cpus, char *canon, size_t canon_n)
+{
+    struct rt_cpus c;
+    struct hx_diag d = {0};
+    if (rt_cpus_parse(list, &c, &d) != HX_OK) {
+        return cli_usage_error(cmd, "--cpus: %s", d.msg);
+    }
+    int rc = rt_cpus_pin(&c, &d);
+    if (rc == HX_EINVAL) {
+        return cli_usage_error(cmd, "--cpus %s: %s", list, d.msg);
+    }
+    if (rc != HX_OK) {
+        return cli_error("--cpus %s: %s", list, d.msg);
+    }
+    *n_cpus = rt_cpus_count(&c);
+    rt_cpus_format(&c, canon, canon_n);
     return 0;
 }

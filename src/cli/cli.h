@@ -25,6 +25,7 @@ int cmd_worker(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_profile(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 /* Print "hx: error: <msg>" and "see 'helix <cmd> --help'" to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -60,6 +61,16 @@ struct eng_backend;
  */
 int cli_backend_open(const char *device, int threads, struct eng_backend **out, char *desc,
                      size_t desc_n, char *name, size_t name_n);
+
+/*
+ * `--cpus LIST` of `helix worker` / `helix profile`: parse LIST (Linux cpulist syntax,
+ * "0-3,8,10-11"), check that its CPUs are online and allowed, and pin every thread of the
+ * process to them (runtime/cpus.h); call it before starting the engine's threads. On success
+ * *n_cpus is the number of CPUs and canon the list in canonical form; returns 0. A bad list
+ * or a CPU that is not online / not allowed prints the usage error and returns
+ * CLI_EXIT_USAGE; a failed system call prints the error and returns CLI_EXIT_RUNTIME.
+ */
+int cli_cpus_pin(const char *cmd, const char *list, int *n_cpus, char *canon, size_t canon_n);
 
 /* Parse a strictly positive/non-negative number option; return 0 or -1 on junk. */
 int cli_parse_double(const char *s, double *out);

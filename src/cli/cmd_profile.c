@@ -1,5 +1,5 @@
 /*
- * cmd_profile.c - `helix profile --model DIR [--device D] [--threads N] [--type NAME]
+ * cmd_profile.c - `helix profile --model DIR [--device D] [--cpus LIST] [--threads N] [--type NAME]
  * [--kv-bytes B] [--out DIR] [--max-seconds S]`: measure one transformer layer of the model on
  * this machine's CPU or GPU (src/runtime/profile.c) and write a "model x node type" profile that
  * `helix flow`, `helix plan` and `helix simulate` accept. An existing profile of the same model in
@@ -33,10 +33,17 @@ static void usage(FILE *f)
                "  --model DIR        model directory (default: the bundled models/kjv-llama-6m)\n"
                "  --device D         cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
                "                     (default cpu); exit status 2 when it cannot be opened\n"
-               "  --threads N        CPU threads of the node type (default: all online CPUs)\n"
+               "  --cpus LIST        pin the profiler (all its threads) to these CPUs, Linux\n"
+               "                     cpulist syntax such as 0-3,8 (default: not pinned); exit\n"
+               "                     status 2 for a bad list or a CPU that is not online\n"
+               "  --threads N        CPU threads of the node type (default: the number of\n"
+               "                     --cpus, else all online CPUs)\n"
                "  --type NAME        node type name (default cpu-t<N> on cpu; on a GPU its name\n"
                "                     with [^A-Za-z0-9._-] as '_', e.g. NVIDIA_H100_80GB_HBM3)\n"
                "  --kv-bytes B       KV budget of a worker of this type (default: the worker's)\n"
+               "  --weights FMT      measure the layer in q8_0 or q4_0 (quantized at load), bf16,\n"
+               "                     f16 or f32 (default: as stored); the profile's model name\n"
+               "                     gets -FMT and records weight_format and its layer_bytes\n"
                "  --mem-bytes N      the type's memory cap, as `helix worker --mem-bytes N`\n"
                "                     (suffix K, M, G, T): with k layers its KV budget is N\n"
                "                     minus k layers' weights minus the activation scratch,\n"
@@ -65,7 +72,8 @@ static void on_progress(void *user, const char *what, double x, double ms, int i
 
 static int run_profile(const char *model, const char *out, const char *type, int threads,
                        struct eng_backend *be, const char *desc, double kv, uint64_t mem,
-                       double secs, long mil, const long *avg, struct progress *pg_in);
+                       double secs, long mil, const long *avg, const char *weights,
+                       struct progress *pg_in);
 
 int cmd_profile(int argc, char **argv)
 {
@@ -74,8 +82,10 @@ int cmd_profile(int argc, char **argv)
     const char *type = NULL;
     const char *device = "cpu";
     long threads = 0;
+    const char *cpus = NULL;
     double kv = 0;
     uint64_t mem = 0;
+    const char *weights = NULL;
     double secs = 3;
     long mil = 0;
     long avg[2] = {0, 0};
@@ -106,6 +116,8 @@ int cmd_profile(int argc, char **argv)
                 return cli_usage_error("profile", "bad value '%s' for --device", v);
             }
             device = v;
+        } else if (strcmp(a, "--cpus") == 0) {
+            cpus = v;
         } else if (strcmp(a, "--threads") == 0) {
             if (cli_parse_long(v, &threads) != 0 || threads < 1 || threads > 1024) {
                 return cli_usage_error("profile", "--threads wants 1..1024, not '%s'", v);
@@ -114,6 +126,15 @@ int cmd_profile(int argc, char **argv)
             if (cli_parse_double(v, &kv) != 0 || kv < 1 || kv > 1e15) {
                 return cli_usage_error("profile", "--kv-bytes wants a positive size, not '%s'", v);
             }
+        } else if (strcmp(a, "--weights") == 0) {
+            enum eng_dtype wd;
+            if (eng_weight_format_parse(v, &wd) != 0) {
+                return cli_usage_error("profile",
+                                       "--weights wants q8_0, q4_0, bf16, f16 or f32, "
+                                       "not '%s'",
+                                       v);
+            }
+            weights = v;
         } else if (strcmp(a, "--mem-bytes") == 0) {
             if (rt_size_parse(v, &mem) != 0 || mem == 0) {
                 return cli_usage_error(
@@ -139,6 +160,19 @@ int cmd_profile(int argc, char **argv)
     char model[4096];
     if (cli_resolve_data(model_arg, model, sizeof(model)) != 0) {
         return cli_error("model directory %s not found", model_arg);
+    }
+    if (cpus) {
+        /* before the engine's threads start: they inherit the mask */
+        char cpu_list[96];
+        int n_cpus = 0;
+        int prc = cli_cpus_pin("profile", cpus, &n_cpus, cpu_list, sizeof(cpu_list));
+        if (prc != 0) {
+            return prc;
+        }
+        threads = threads == 0 ? n_cpus : threads;
+        if (!pg.quiet) {
+            fprintf(stderr, "hx: pinned to cpus %s\n", cpu_list);
+        }
     }
     if (threads == 0) {
         threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -167,14 +201,16 @@ int cmd_profile(int argc, char **argv)
     if (!type) {
         type = tname;
     }
-    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, mem, secs, mil, avg, &pg);
+    int ret = run_profile(model, out, type, (int)threads, be, desc, kv, mem, secs, mil, avg,
+                          weights, &pg);
     eng_backend_free(be);
     return ret;
 }
 
 static int run_profile(const char *model, const char *out, const char *type, int threads,
                        struct eng_backend *be, const char *desc, double kv, uint64_t mem,
-                       double secs, long mil, const long *avg, struct progress *pg_in)
+                       double secs, long mil, const long *avg, const char *weights,
+                       struct progress *pg_in)
 {
     struct progress pg = *pg_in;
     struct rt_profile_opts o;
@@ -186,6 +222,7 @@ static int run_profile(const char *model, const char *out, const char *type, int
     o.device = desc;
     o.kv_bytes = (uint64_t)kv;
     o.mem_bytes = mem;
+    o.weights = weights;
     o.max_seconds = secs;
     o.max_input_len = (int)mil;
     o.avg_input_len = (int)avg[0];
@@ -198,8 +235,15 @@ static int run_profile(const char *model, const char *out, const char *type, int
     /* merge into an existing profile of the same model in --out */
     {
         struct rt_prof *probe = NULL;
-        char base[64];
+        char base[80];
         rt_profile_model_name(model, base, sizeof(base));
+        if (weights) {
+            size_t bl = strlen(base);
+            snprintf(base + bl, sizeof(base) - bl, "-%s", weights);
+            for (char *c = base + bl; *c; c++) {
+                *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+            }
+        }
         char ini[4400];
         snprintf(ini, sizeof(ini), "%s/%s.ini", out, base);
         struct stat st;

@@ -72,6 +72,8 @@ static void usage(FILE *f)
                "  --profile-seconds S  measuring time per thread count (default 1)\n"
                "  --plan-seconds S     planner time limit (default 2)\n"
                "  --reprofile    measure again even if a cached profile exists\n"
+               "  --curve M      on or off (default off: everything is on loopback) - ZeroMQ\n"
+               "                 CURVE between the coordinator and the workers\n"
                "\n"
                "Profiles are cached in $XDG_CACHE_HOME/helix (else build/profile-cache).\n");
 }
@@ -115,7 +117,7 @@ static int parse_spec(const char *spec, struct lworker *w, int *n)
 }
 
 static pid_t spawn_worker(const char *self, const char *endpoint, const struct lworker *w,
-                          const char *model)
+                          const char *model, int curve)
 {
     pid_t pid = fork();
     if (pid != 0) {
@@ -135,21 +137,14 @@ static pid_t spawn_worker(const char *self, const char *endpoint, const struct l
     char a_model[] = "--model";
     char a_device[] = "--device";
     char v_device[] = "cuda:0";
-    char *args[] = {(char *)self,
-                    a_worker,
-                    a_coord,
-                    (char *)endpoint,
-                    a_name,
-                    (char *)w->name,
-                    a_threads,
-                    threads,
-                    w->gpu ? a_mem : a_kv,
-                    kv,
-                    a_model,
-                    (char *)model,
-                    w->gpu ? a_device : NULL,
-                    v_device,
-                    NULL};
+    char a_curve[] = "--curve";
+    char a_on[] = "on";
+    char a_off[] = "off";
+    char *args[] = {
+        (char *)self,    a_worker,      a_coord, (char *)endpoint,      a_name,
+        (char *)w->name, a_threads,     threads, w->gpu ? a_mem : a_kv, kv,
+        a_model,         (char *)model, a_curve, curve ? a_on : a_off,  w->gpu ? a_device : NULL,
+        v_device,        NULL};
     execv(self, args);
     fprintf(stderr, "hx: error: cannot start %s: %s\n", self, strerror(errno));
     _exit(127);
@@ -419,6 +414,7 @@ int cmd_run(int argc, char **argv)
     double prof_secs = 1;
     double plan_secs = 2;
     int reprofile = 0;
+    int curve = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -448,6 +444,12 @@ int cmd_run(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--reprofile") == 0) {
             reprofile = 1;
+        } else if (strcmp(a, "--curve") == 0 && v) {
+            if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+                return cli_usage_error("run", "--curve wants on or off, not '%s'", v);
+            }
+            curve = strcmp(v, "on") == 0;
+            i++;
         } else if (strcmp(a, "--api-key") == 0 && v) {
             api_key = v;
             i++;
@@ -534,6 +536,7 @@ int cmd_run(int argc, char **argv)
     co.n_nodes = n_used;
     co.nodes = used;
     co.sched = cs;
+    co.curve = curve ? RT_CURVE_ON : RT_CURVE_OFF;
     struct coord *c = NULL;
     struct hx_diag d;
     if (coord_new(&co, &c, &d) != 0 || coord_start(c, &d) != 0) {
@@ -570,7 +573,7 @@ int cmd_run(int argc, char **argv)
         const struct coord_node_spec *ns = &used[w[i].node];
         printf("  %-8s %s layers [%d, %d) capacity %.1f tokens/s\n", w[i].name, what,
                ns->layer_start, ns->layer_end, ns->capacity);
-        w[i].pid = spawn_worker(self, coord_endpoint(c), &w[i], model);
+        w[i].pid = spawn_worker(self, coord_endpoint(c), &w[i], model, curve);
         if (w[i].pid < 0) {
             g_stop = 1;
         }

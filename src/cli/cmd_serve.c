@@ -26,6 +26,7 @@
 #include "core/model.h"
 #include "plan/plan.h"
 #include "runtime/runtime.h"
+#include "runtime/xsec.h"
 
 /* ---- the api backend: requests go to the coordinator, tokens come back via a sink -------- */
 
@@ -196,7 +197,14 @@ static void usage(FILE *f)
             "  --names a,b,...       node names in cluster order\n"
             "  --sched S             maxflow (default), random or swarm\n"
             "  --wait-s N            give up if the workers are not all ready after N s (300)\n"
-            "  --dead-ms N           declare a silent worker dead after N ms (3000)\n");
+            "  --dead-ms N           declare a silent worker dead after N ms (3000)\n"
+            "  --curve M             on, off or auto (default auto: on unless --workers is a\n"
+            "                        loopback address): ZeroMQ CURVE on every socket\n"
+            "  --key-file F          the coordinator's CURVE secret key (`helix keygen`;\n"
+            "                        default: derived from the shared secret); workers then\n"
+            "                        need --coordinator-key with its public key\n"
+            "  --worker-keys F       admit only these workers' keys: lines 'NAME PUBLIC_KEY'\n"
+            "                        (default: any worker holding the shared secret)\n");
 }
 
 static void print_url(const char *url, void *user)
@@ -239,6 +247,13 @@ int cmd_serve(int argc, char **argv)
     const char *sched = "maxflow";
     long wait_s = 300;
     long dead_ms = 3000;
+    enum rt_curve curve = RT_CURVE_AUTO;
+    const char *key_file = NULL;
+    const char *worker_keys_file = NULL;
+    struct xsec_peer *wkeys = NULL;
+    size_t n_wkeys = 0;
+    struct xsec_keypair ckp;
+    memset(&ckp, 0, sizeof(ckp));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -279,6 +294,14 @@ int cmd_serve(int argc, char **argv)
             if (cli_parse_long(v, &dead_ms) != 0 || dead_ms < 100 || dead_ms > 600000) {
                 return cli_usage_error("serve", "--dead-ms wants 100..600000, not '%s'", v);
             }
+        } else if (strcmp(a, "--curve") == 0) {
+            if (rt_curve_parse(v, &curve) != 0) {
+                return cli_usage_error("serve", "--curve wants on, off or auto, not '%s'", v);
+            }
+        } else if (strcmp(a, "--key-file") == 0) {
+            key_file = v;
+        } else if (strcmp(a, "--worker-keys") == 0) {
+            worker_keys_file = v;
         } else {
             return cli_usage_error("serve", "unknown option '%s'", a);
         }
@@ -298,6 +321,28 @@ int cmd_serve(int argc, char **argv)
     }
     if (method && !profile_arg) {
         return cli_usage_error("serve", "--method needs --model-profile (what to plan for)");
+    }
+    if ((key_file || worker_keys_file) && curve == RT_CURVE_OFF) {
+        return cli_usage_error("serve",
+                               "--key-file and --worker-keys need CURVE (not --curve off)");
+    }
+    if (key_file || worker_keys_file) {
+        struct hx_diag kd = {0};
+        if (key_file && xsec_key_file_read(key_file, &ckp, &kd) != 0) {
+            fprintf(stderr, "hx: error: --key-file: %s\n", kd.msg);
+            return CLI_EXIT_USAGE;
+        }
+        if (worker_keys_file && xsec_keys_file_read(worker_keys_file, &wkeys, &n_wkeys, &kd) != 0) {
+            fprintf(stderr, "hx: error: --worker-keys: %s\n", kd.msg);
+            memset(&ckp, 0, sizeof(ckp));
+            return CLI_EXIT_USAGE;
+        }
+        if (worker_keys_file && n_wkeys == 0) {
+            fprintf(stderr, "hx: error: --worker-keys: %s lists no workers\n", worker_keys_file);
+            xfree(wkeys);
+            return CLI_EXIT_USAGE;
+        }
+        curve = RT_CURVE_ON; /* key files mean CURVE, whatever the address */
     }
     int ret = CLI_EXIT_RUNTIME;
     struct hx_diag d;
@@ -402,6 +447,10 @@ int cmd_serve(int argc, char **argv)
     co.nodes = nodes;
     co.sched = cs;
     co.dead_ms = (int)dead_ms;
+    co.curve = curve;
+    co.secret_key = key_file ? ckp.secret_key : NULL;
+    co.worker_keys = wkeys;
+    co.n_worker_keys = (int)n_wkeys;
     if (coord_new(&co, &c, &d) != 0 || coord_start(c, &d) != 0) {
         ret = cli_error("%s", d.msg);
         goto out;
@@ -428,6 +477,8 @@ int cmd_serve(int argc, char **argv)
     ret = serve_http_run(c, listen, api_key, &g_stop, print_url, NULL);
 out:
     coord_free(c);
+    xfree(wkeys);
+    memset(&ckp, 0, sizeof(ckp));
     xfree(nodes);
     layout_free(l);
     machine_profiles_free(mp);

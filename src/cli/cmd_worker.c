@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "runtime/runtime.h"
+#include "runtime/xsec.h"
 
 static volatile int g_stop;
 
@@ -23,30 +24,44 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f, "usage: helix worker --coordinator tcp://HOST:PORT --name NODE [options]\n"
-           "\n"
-           "Join a helix coordinator as node NODE (the name the plan gives it), load the\n"
-           "layers it assigns, and serve them until the coordinator shuts down.\n"
-           "\n"
-           "options:\n"
-           "  --coordinator EP   the coordinator's worker endpoint (required)\n"
-           "  --name NODE        node name, [A-Za-z0-9._-]{1,63} (required)\n"
-           "  --token T          shared secret (default: $HELIX_TOKEN; required)\n"
-           "  --device D         cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
-           "  --kv-dtype T       KV cache elements: bf16 (the GPU's default) or f32 (the CPU's)\n"
-           "                     (default cpu); exit status 2 when it cannot be opened\n"
-           "  --threads N        CPU threads for the engine (default: all)\n"
-           "  --kv-bytes B       KV cache budget in bytes (default: the engine's)\n"
-           "  --mem-bytes N      cap weights + activations + KV cache at N bytes (suffix K, M,\n"
-           "                     G, T: powers of 1024, e.g. 40G), so a big card can stand in\n"
-           "                     for a smaller one: the KV budget is N minus the weights of\n"
-           "                     the assigned layers minus the activation scratch; exit status\n"
-           "                     2 when the weights do not fit (--kv-bytes, if given,\n"
-           "                     lowers the KV budget further)\n"
-           "  --listen EP        data endpoint to bind (default tcp://127.0.0.1:*); other\n"
-           "                     workers connect here, so use a reachable address across hosts\n"
-           "  --model DIR        model directory on this host (default: the coordinator's path)\n");
+    fprintf(f,
+            "usage: helix worker --coordinator tcp://HOST:PORT --name NODE [options]\n"
+            "\n"
+            "Join a helix coordinator as node NODE (the name the plan gives it), load the\n"
+            "layers it assigns, and serve them until the coordinator shuts down.\n"
+            "\n"
+            "options:\n"
+            "  --coordinator EP   the coordinator's worker endpoint (required)\n"
+            "  --name NODE        node name, [A-Za-z0-9._-]{1,63} (required)\n"
+            "  --token T          shared secret (default: $HELIX_TOKEN; required)\n"
+            "  --device D         cpu, cuda or cuda:N (GPU N; needs a `make CUDA=1` build)\n"
+            "                     (default cpu); exit status 2 when it cannot be opened\n"
+            "  --kv-dtype T       KV cache elements: bf16 (the GPU's default) or f32 (the CPU's)\n"
+            "  --cpus LIST        pin the worker (all its threads) to these CPUs, Linux cpulist\n"
+            "                     syntax such as 0-3,8,10-11 (default: not pinned); exit status\n"
+            "                     2 for a bad list or a CPU that is not online; the device it\n"
+            "                     reports becomes e.g. \"cpu (cpus 0-3)\"\n"
+            "  --threads N        CPU threads for the engine (default: the number of --cpus,\n"
+            "                     else all online CPUs)\n"
+            "  --kv-bytes B       KV cache budget in bytes (default: the engine's)\n"
+            "  --mem-bytes N      cap weights + activations + KV cache at N bytes (suffix K, M,\n"
+            "                     G, T: powers of 1024, e.g. 40G), so a big card can stand in\n"
+            "                     for a smaller one: the KV budget is N minus the weights of\n"
+            "                     the assigned layers minus the activation scratch; exit status\n"
+            "                     2 when the weights do not fit (--kv-bytes, if given,\n"
+            "                     lowers the KV budget further)\n"
+            "  --listen EP        data endpoint to bind (default tcp://127.0.0.1:*); other\n"
+            "                     workers connect here, so use a reachable address across hosts\n"
+            "  --model DIR        model directory on this host (default: the coordinator's path)\n"
+            "  --curve M          on, off or auto (default auto: on unless --coordinator is\n"
+            "                     loopback): ZeroMQ CURVE on the control and data sockets;\n"
+            "                     must match the coordinator's mode\n"
+            "  --coordinator-key K  the coordinator's CURVE public key (Z85, 40 characters;\n"
+            "                     default: derived from the shared secret, as a coordinator\n"
+            "                     without --key-file does)\n"
+            "  --key-file F       this worker's CURVE secret key (`helix keygen`; default: a\n"
+            "                     fresh key pair at every start), for a coordinator that admits\n"
+            "                     workers from --worker-keys\n");
 }
 
 int cmd_worker(int argc, char **argv)
@@ -56,6 +71,9 @@ int cmd_worker(int argc, char **argv)
     o.token = getenv("HELIX_TOKEN");
     const char *device = "cpu";
     const char *kv_dtype = NULL; /* the backend's default */
+    const char *cpus = NULL;     /* --cpus: not pinned */
+    const char *key_file = NULL;
+    struct xsec_keypair kp;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -77,6 +95,20 @@ int cmd_worker(int argc, char **argv)
             o.data_endpoint = v;
         } else if (strcmp(a, "--model") == 0) {
             o.model_dir = v;
+        } else if (strcmp(a, "--curve") == 0) {
+            if (rt_curve_parse(v, &o.curve) != 0) {
+                return cli_usage_error("worker", "--curve wants on, off or auto, not '%s'", v);
+            }
+        } else if (strcmp(a, "--coordinator-key") == 0) {
+            if (!proto_curve_key_ok(v)) {
+                return cli_usage_error("worker",
+                                       "--coordinator-key wants a Z85 CURVE public key (%d "
+                                       "characters), not '%s'",
+                                       PROTO_CURVE_KEY_LEN, v);
+            }
+            o.coordinator_key = v;
+        } else if (strcmp(a, "--key-file") == 0) {
+            key_file = v;
         } else if (strcmp(a, "--device") == 0) {
             int is_cuda = 0;
             int index = 0;
@@ -84,6 +116,8 @@ int cmd_worker(int argc, char **argv)
                 return cli_usage_error("worker", "bad value '%s' for --device", v);
             }
             device = v;
+        } else if (strcmp(a, "--cpus") == 0) {
+            cpus = v;
         } else if (strcmp(a, "--kv-dtype") == 0) {
             enum eng_dtype kv_dt;
             if (eng_kv_dtype_parse(v, &kv_dt) != 0) {
@@ -117,6 +151,26 @@ int cmd_worker(int argc, char **argv)
     if (!o.token || !o.token[0]) {
         return cli_usage_error("worker", "a shared secret is required (--token or HELIX_TOKEN)");
     }
+    /* pin before any engine or ZeroMQ thread starts: they inherit the mask */
+    char cpu_list[96] = "";
+    if (cpus) {
+        int n_cpus = 0;
+        int prc = cli_cpus_pin("worker", cpus, &n_cpus, cpu_list, sizeof(cpu_list));
+        if (prc != 0) {
+            return prc;
+        }
+        if (o.threads == 0) {
+            o.threads = n_cpus;
+        }
+    }
+    if (key_file) {
+        struct hx_diag kd = {0};
+        if (xsec_key_file_read(key_file, &kp, &kd) != 0) {
+            fprintf(stderr, "hx: error: --key-file: %s\n", kd.msg);
+            return CLI_EXIT_USAGE;
+        }
+        o.secret_key = kp.secret_key;
+    }
     /* open the device before joining: a worker that cannot compute should not register */
     struct eng_backend *be = NULL;
     char desc[160];
@@ -124,6 +178,11 @@ int cmd_worker(int argc, char **argv)
     int urc = cli_backend_open(device, o.threads, &be, desc, sizeof(desc), hw, sizeof(hw));
     if (urc != 0) {
         return urc;
+    }
+    if (cpus) {
+        size_t dl = strlen(desc);
+        snprintf(desc + dl, sizeof(desc) - dl, " (cpus %s)", cpu_list);
+        log_info("worker %s: pinned to cpus %s, %d engine threads", o.name, cpu_list, o.threads);
     }
     if (kv_dtype) {
         struct hx_diag kd = {0};

@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "start a local heterogeneous cluster serving the bundled model"},
     {"profile", cmd_profile,
      "measure this machine's per-layer times for a model (for the planner)"},
+    {"keygen", cmd_keygen, "make a CURVE key pair (--key-file of serve and worker)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -35,6 +35,7 @@
 #include "engine/tokenizer.h"
 #include "runtime/proto.h"
 #include "runtime/xport.h"
+#include "runtime/xsec.h"
 #include "sched/sched.h"
 
 #define COORD_KV_BLOCK ENG_KV_BLOCK
@@ -62,6 +63,10 @@ struct cnode {
     char backend[PROTO_BACKEND_MAX + 1];
     char device[PROTO_DEVICE_MAX + 1];
     uint64_t mem_cap_bytes; /* REGISTER.mem_bytes: the worker's --mem-bytes (0: none) */
+    /* CURVE: the key it registered with (its connection's key); "" in plain mode */
+    char curve_key[PROTO_CURVE_KEY_LEN + 1];
+    /* what the worker refused, from its heartbeats (struct proto_heartbeat) */
+    uint64_t hb_refused[4];
     long kv_blocks_total;
     long kv_blocks_used; /* reserved by admitted requests */
     int n_active;
@@ -166,6 +171,13 @@ struct coord {
     struct xport_ctx *ctx;
     struct xport *ctrl;
     struct xport_live *live;
+    /* CURVE (docs/protocol.md §8): our key pair and the ZAP handler of the control socket */
+    int curve;
+    struct xsec_keypair kp;
+    struct xsec *sec;
+    struct xsec_peer *worker_keys; /* the keys file's set, or NULL: any key with the token */
+    int n_worker_keys;
+    uint64_t refused_messages; /* messages over a handshake whose key is not the node's */
     struct sched *sched;
     int n_links;
     struct sched_link_desc *link_desc;
@@ -474,6 +486,7 @@ static void send_assign(struct coord *c, int node)
         if (c->nodes[i].state == NODE_READY || c->nodes[i].state == NODE_LOADING) {
             snprintf(peers[n].name, sizeof(peers[n].name), "%s", c->nodes[i].spec.name);
             snprintf(peers[n].endpoint, sizeof(peers[n].endpoint), "%s", c->nodes[i].endpoint);
+            snprintf(peers[n].curve_key, sizeof(peers[n].curve_key), "%s", c->nodes[i].curve_key);
             peers[n].node = (uint32_t)i;
             n++;
         }
@@ -959,6 +972,60 @@ static void node_down(struct coord *c, int i, const char *why)
     }
     n->kv_blocks_used = 0;
     n->n_active = 0;
+    /*
+     * Revoke its key: every live worker gets the peer table without it, which is also the set
+     * of keys its data socket admits (with CURVE; without, it just stops using the node).
+     */
+    for (int k = 0; k < c->n_nodes; k++) {
+        if (c->nodes[k].state == NODE_READY) {
+            send_assign(c, k);
+        }
+    }
+    if (c->curve) {
+        log_info("coordinator: key of %s revoked (%.8s...)", n->spec.name, n->curve_key);
+    }
+    n->curve_key[0] = '\0';
+}
+
+/*
+ * CURVE checks of a REGISTER: the body's key must be the connection's (so a worker cannot
+ * register a key it does not hold) and, with a keys file, the one listed for the name.
+ * 0, or HX_EAUTH/HX_EINVAL with rej filled.
+ */
+static int register_key_check(const struct coord *c, const struct xport_msg *m,
+                              struct proto_reject *rej)
+{
+    if (!c->curve) {
+        return 0;
+    }
+    const char *key = m->body.reg.curve_key;
+    if (!key[0]) {
+        rej->reason = PROTO_REJECT_INVALID;
+        snprintf(rej->message, sizeof(rej->message),
+                 "this coordinator runs CURVE: REGISTER must carry the worker's public key");
+        return HX_EINVAL;
+    }
+    if (strcmp(key, m->peer_key) != 0) {
+        rej->reason = PROTO_REJECT_AUTH;
+        snprintf(rej->message, sizeof(rej->message),
+                 "REGISTER's key differs from the key of its connection");
+        return HX_EAUTH;
+    }
+    if (c->n_worker_keys > 0) {
+        for (int i = 0; i < c->n_worker_keys; i++) {
+            if (strcmp(c->worker_keys[i].name, m->peer) == 0) {
+                if (strcmp(c->worker_keys[i].key, key) == 0) {
+                    return 0;
+                }
+                break;
+            }
+        }
+        rej->reason = PROTO_REJECT_AUTH;
+        snprintf(rej->message, sizeof(rej->message),
+                 "key %.8s... is not the one the keys file lists for '%s'", key, m->peer);
+        return HX_EAUTH;
+    }
+    return 0;
 }
 
 static void handle_register(struct coord *c, struct xport_msg *m)
@@ -967,6 +1034,9 @@ static void handle_register(struct coord *c, struct xport_msg *m)
     memset(&rej, 0, sizeof(rej));
     struct proto_header h;
     int rc = xport_register_check(m, c->token, &rej);
+    if (rc == 0) {
+        rc = register_key_check(c, m, &rej);
+    }
     int i = node_by_name(c, m->peer);
     if (rc == 0 && i < 0) {
         rej.reason = PROTO_REJECT_INVALID;
@@ -993,6 +1063,7 @@ static void handle_register(struct coord *c, struct xport_msg *m)
     snprintf(n->device, sizeof(n->device), "%s",
              m->body.reg.device[0] ? m->body.reg.device : m->body.reg.backend);
     n->mem_cap_bytes = m->body.reg.mem_bytes;
+    snprintf(n->curve_key, sizeof(n->curve_key), "%s", c->curve ? m->body.reg.curve_key : "");
     n->state = NODE_LOADING;
     n->joins++;
     xport_live_seen(c->live, n->spec.name, hx_clock_now_us());
@@ -1191,6 +1262,17 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
         }
         return;
     }
+    if (c->curve && strcmp(m->peer_key, c->nodes[i].curve_key) != 0) {
+        /* a connection under a registered name whose key is not the one it registered */
+        c->refused_messages++;
+        if (c->refused_messages <= 10 || c->refused_messages % 1000 == 0) {
+            log_warn("coordinator: %s claiming to be %s refused: its key %.8s... is not the "
+                     "node's (%llu so far)",
+                     proto_type_name(m->hdr.type), m->peer, m->peer_key,
+                     (unsigned long long)c->refused_messages);
+        }
+        return;
+    }
     xport_live_seen(c->live, m->peer, hx_clock_now_us());
     c->nodes[i].last_seen_us = hx_clock_now_us();
     switch (m->hdr.type) {
@@ -1201,6 +1283,10 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
         c->nodes[i].hb_active = m->body.heartbeat.n_active;
         c->nodes[i].hb_kv_used = m->body.heartbeat.kv_used_bytes;
         c->nodes[i].hb_kv_total = m->body.heartbeat.kv_total_bytes;
+        c->nodes[i].hb_refused[0] = m->body.heartbeat.refused_handshakes;
+        c->nodes[i].hb_refused[1] = m->body.heartbeat.refused_keys;
+        c->nodes[i].hb_refused[2] = m->body.heartbeat.refused_messages;
+        c->nodes[i].hb_refused[3] = m->body.heartbeat.dropped_malformed;
         if (m->body.heartbeat.device[0]) {
             snprintf(c->nodes[i].device, sizeof(c->nodes[i].device), "%s",
                      m->body.heartbeat.device);
@@ -1332,6 +1418,35 @@ static void metrics_render(struct coord *c)
         strbuf_adds(&sb, "\"} 1\n");
         strbuf_addf(&sb, "helix_node_mem_cap_bytes{node=\"%s\"} %llu\n", n->spec.name,
                     (unsigned long long)n->mem_cap_bytes);
+    }
+    {
+        static const char *const reasons[4] = {"handshake", "key", "message", "malformed"};
+        uint64_t mine[4] = {0, 0, c->refused_messages, 0};
+        if (c->sec) {
+            struct xsec_stats ss;
+            xsec_stats_get(c->sec, &ss);
+            mine[0] = ss.refused_handshakes;
+            mine[1] = ss.refused_keys;
+        }
+        struct xport_stats xs;
+        xport_stats_get(c->ctrl, &xs);
+        mine[3] = xs.dropped;
+        strbuf_adds(&sb, "# HELP helix_refused_total Peers and messages refused, by where and why "
+                         "(handshake: failed CURVE handshake; key: key not admitted; message: "
+                         "sender's key not admitted for its name; malformed: bad frames).\n"
+                         "# TYPE helix_refused_total counter\n");
+        strbuf_addf(&sb, "helix_curve_enabled %d\n", c->curve);
+        for (int r = 0; r < 4; r++) {
+            strbuf_addf(&sb, "helix_refused_total{at=\"coordinator\",reason=\"%s\"} %llu\n",
+                        reasons[r], (unsigned long long)mine[r]);
+        }
+        for (int i = 0; i < c->n_nodes; i++) {
+            for (int r = 0; r < 4; r++) {
+                strbuf_addf(&sb, "helix_refused_total{at=\"%s\",reason=\"%s\"} %llu\n",
+                            c->nodes[i].spec.name, reasons[r],
+                            (unsigned long long)c->nodes[i].hb_refused[r]);
+            }
+        }
     }
     strbuf_adds(&sb, "# TYPE helix_link_bytes_per_second gauge\n"
                      "# TYPE helix_link_tokens_per_second gauge\n"
@@ -1567,6 +1682,30 @@ static int build_sched(struct coord *c, struct hx_diag *diag)
     return 0;
 }
 
+/* Keys and the ZAP handler of the control socket when CURVE is on. */
+static int curve_setup(struct coord *c, const struct coord_opts *o, struct hx_diag *diag)
+{
+    c->curve = rt_curve_on(o->curve, o->workers);
+    if (!c->curve) {
+        return 0;
+    }
+    int rc = o->secret_key ? xsec_keypair_from_secret(o->secret_key, &c->kp, diag)
+                           : xsec_keypair_from_token(o->token, &c->kp, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    if (o->n_worker_keys > 0) {
+        c->n_worker_keys = o->n_worker_keys;
+        c->worker_keys = xmalloc((size_t)o->n_worker_keys * sizeof(*c->worker_keys));
+        memcpy(c->worker_keys, o->worker_keys, (size_t)o->n_worker_keys * sizeof(*c->worker_keys));
+    }
+    rc = xsec_new(c->ctx, "coordinator", c->n_worker_keys == 0, &c->sec, diag);
+    if (rc == 0 && c->n_worker_keys > 0) {
+        xsec_admit_set(c->sec, c->worker_keys, (size_t)c->n_worker_keys);
+    }
+    return rc;
+}
+
 int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *diag)
 {
     *out = NULL;
@@ -1587,6 +1726,8 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
     c->o.model_dir = c->model_dir;
     c->o.token = c->token;
     c->o.nodes = NULL;
+    c->o.secret_key = NULL;  /* used by coord_new only (curve_setup reads o) */
+    c->o.worker_keys = NULL; /* copied into c->worker_keys */
     c->rng = o->seed ? o->seed : 0x5eed;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -1644,10 +1785,35 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
     xport_live_new((int64_t)c->o.dead_ms * 1000, &c->live);
     rc = xport_ctx_new(&c->ctx, diag);
     if (rc == 0) {
-        rc = xport_router_bind(c->ctx, o->workers, &c->ctrl, diag);
+        rc = curve_setup(c, o, diag);
+    }
+    struct xport_curve cv = {c->kp.public_key, c->kp.secret_key, NULL};
+    if (rc == 0) {
+        rc = xport_router_bind_curve(c->ctx, o->workers, c->curve ? &cv : NULL, &c->ctrl, diag);
+    }
+    if (rc == 0 && c->curve) {
+        rc = xsec_watch(c->sec, c->ctrl, 1, diag);
+    }
+    if (rc == 0) {
+        rc = xport_set_self(c->ctrl, "coordinator", NULL, diag); /* HELIX_LINK_SHAPE */
     }
     if (rc != 0) {
         goto fail;
+    }
+    if (c->curve) {
+        log_info("coordinator: CURVE on %s: public key %s (%s); admitting %s",
+                 xport_endpoint(c->ctrl), c->kp.public_key,
+                 o->secret_key ? "from its key file" : "derived from the shared secret",
+                 c->n_worker_keys ? "only the keys file's workers"
+                                  : "any worker holding the shared secret");
+    } else {
+        /* a warning where it matters: plain on an address other hosts can reach */
+        log_msg(xsec_endpoint_is_loopback(xport_endpoint(c->ctrl)) ? LOG_LEVEL_INFO
+                                                                   : LOG_LEVEL_WARN,
+                "coordinator: plain ZeroMQ on %s (--curve off%s): control and data traffic "
+                "unencrypted and workers' data sockets open to anyone who reaches them; for "
+                "loopback development only",
+                xport_endpoint(c->ctrl), o->curve == RT_CURVE_AUTO ? ", loopback endpoint" : "");
     }
     strbuf_release(&sb);
     c->win_start_us = hx_clock_now_us();
@@ -1672,6 +1838,11 @@ int coord_start(struct coord *c, struct hx_diag *diag)
 const char *coord_endpoint(const struct coord *c)
 {
     return xport_endpoint(c->ctrl);
+}
+
+const char *coord_public_key(const struct coord *c)
+{
+    return c->curve ? c->kp.public_key : "";
 }
 
 const char *coord_model_name(const struct coord *c)
@@ -1830,7 +2001,9 @@ void coord_free(struct coord *c)
     xfree(c->inbox);
     xfree(c->reqs);
     xport_free(c->ctrl);
+    xsec_free(c->sec); /* after its socket, before the context */
     xport_ctx_free(c->ctx);
+    xfree(c->worker_keys);
     xport_live_free(c->live);
     sched_free(c->sched);
     sched_swarm_free(c->swarm);

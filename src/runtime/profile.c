@@ -11,7 +11,10 @@
  *   max_input_len = clamp(max_pos / 2, 1, 2048), decode_per_token_max_context = min(1000,
  *   max_pos), kv_block_size = 16, kv_cache_hwm = 0.3, iterations = 10 (Helix's);
  *   kv_blocks[k] = KV budget / (k x one layer's block bytes) (the worker's default budget when
- *   none is given: RT_MAX_SEQS full contexts, capped at 1 GiB, as the engine does);
+ *   none is given: RT_MAX_SEQS full contexts, capped at 1 GiB, as the engine does; with a
+ *   memory cap M (--mem-bytes) the budget for k layers is M - k x layer_bytes - the activation
+ *   scratch - the embedding and LM head, so a quantized model's smaller layers leave room for
+ *   more of them);
  *   max_layers = the largest k whose blocks still hold one full-context sequence;
  *   prompt_max_requests = the worker's tokens per step / max_input_len (>= 1);
  *   decode_max_tokens[k] = min(RT_MAX_SEQS, sequences of the decode context that fit);
@@ -271,7 +274,7 @@ struct mem_cap {
 /*
  * The embedding and LM head a stage holds when it is the first and the last (a profile does not
  * know which a node will be, so a capped type keeps room for both): vocab x hidden elements
- * each (one matrix when tied), at the bytes per element of the measured layer.
+ * each (one matrix when tied), at the bytes per element of the measured layer, at least bf16's.
  */
 static uint64_t ends_bytes(const struct eng_config *cfg, double layer_bytes)
 {
@@ -280,6 +283,9 @@ static uint64_t ends_bytes(const struct eng_config *cfg, double layer_bytes)
     double params =
         h * hd * cfg->n_heads * 2 + 2 * h * hd * cfg->n_kv_heads + 3 * h * cfg->ffn + 2 * h;
     double per = params > 0 ? layer_bytes / params : 2;
+    if (per < 2) {
+        per = 2; /* quantized layers (--weights q8_0/q4_0): the embedding stays bf16 */
+    }
     return (uint64_t)((cfg->tied ? 1 : 2) * (double)cfg->vocab * h * per + h * per);
 }
 
@@ -442,12 +448,37 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
     }
     /* a middle layer: activations in, activations out, like most pipeline stages */
     int mid = cfg.n_layers > 1 ? cfg.n_layers / 2 : 0;
-    rc = eng_model_load(o->model_dir, mid, mid + 1, be, &m, diag);
+    struct eng_model_opts mo = {mid, mid + 1, ENG_DTYPE_OTHER};
+    if (o->weights && eng_weight_format_parse(o->weights, &mo.weights) != 0) {
+        rc = hx_diag_set(diag, HX_EINVAL,
+                         "profile: weight format '%s' (q8_0, q4_0, bf16, f16 or f32)", o->weights);
+        goto out;
+    }
+    rc = eng_model_open(o->model_dir, &mo, be, &m, diag);
     if (rc != 0) {
         goto out;
     }
     fresh = prof_new(o->model_dir, &cfg, (double)eng_model_layer_bytes(m));
+    {
+        char fmt[16];
+        snprintf(fmt, sizeof(fmt), "%s", eng_dtype_name(eng_model_weight_dtype(m)));
+        for (char *c = fmt; *c; c++) {
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        }
+        snprintf(fresh->weight_format, sizeof(fresh->weight_format), "%s", fmt);
+        if (o->weights) { /* one layer_bytes per model INI: the format is part of the name */
+            size_t nl = strlen(fresh->name);
+            snprintf(fresh->name + nl, sizeof(fresh->name) - nl, "-%s", fmt);
+        }
+    }
     struct rt_prof *p = *inout ? *inout : fresh;
+    if (p != fresh && p->weight_format[0] && strcmp(p->weight_format, fresh->weight_format) != 0) {
+        rc = hx_diag_set(diag, HX_EINVAL,
+                         "profile: the existing profile '%s' is of %s weights, not %s (use "
+                         "--weights %s, or another --out)",
+                         p->name, p->weight_format, fresh->weight_format, p->weight_format);
+        goto out;
+    }
     if (p->n_layers != cfg.n_layers || p->hidden != cfg.hidden) {
         rc = hx_diag_set(diag, HX_EINVAL,
                          "profile: the existing profile '%s' is of another model (%d layers, "
@@ -529,9 +560,9 @@ int rt_profile_measure(const struct rt_profile_opts *o, struct rt_prof **inout,
         snprintf(t.device, sizeof(t.device), "%s", o->device);
     }
     int d_max = 1;
-    struct mem_cap mc = {o->mem_bytes, (uint64_t)eng_model_layer_bytes(m),
+    struct mem_cap mc = {o->mem_bytes, (uint64_t)fresh->layer_bytes,
                          worker_act_bytes(&cfg, cfg.max_pos < 256 ? 256 : cfg.max_pos, 1) +
-                             ends_bytes(&cfg, (double)eng_model_layer_bytes(m))};
+                             ends_bytes(&cfg, fresh->layer_bytes)};
     rc = kv_constants(&cfg, pmr, ctx, o->kv_bytes, &mc, bb, &t, &d_max, diag);
     if (rc != 0) {
         goto out;
@@ -924,6 +955,9 @@ int rt_profile_write(const struct rt_prof *p, const char *dir, char *ini_path, s
                 p->name, on_gpu ? "the backend noted per type" : "CPU backend");
     strbuf_addf(&sb, "name = %s\nnum_layers = %d\nlayer_bytes = ", p->name, p->n_layers);
     cfg_format_pyfloat(&sb, p->layer_bytes);
+    if (p->weight_format[0]) {
+        strbuf_addf(&sb, "\nweight_format = %s", p->weight_format);
+    }
     strbuf_adds(&sb, "\ntoken_bytes = ");
     cfg_format_pyfloat(&sb, p->token_bytes);
     strbuf_adds(&sb, "\nactivation_bytes = ");

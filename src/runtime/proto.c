@@ -449,12 +449,45 @@ enum str_kind {
     STR_TEXT,    /* any byte except control characters other than \t \n; may be empty */
     STR_TEXT_NE, /* STR_TEXT, non-empty */
     STR_DEVICE,  /* 0x20..0x7e (printable, space allowed), non-empty */
+    STR_KEY,     /* "" (plain mode) or a CURVE key: proto_curve_key_ok */
 };
+
+static const char z85_chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                ".-:+=^!/*?&<>()[]{}@%$#";
+
+static int z85_key_ok(const char *s, size_t n)
+{
+    if (n != PROTO_CURVE_KEY_LEN) {
+        return 0;
+    }
+    for (size_t g = 0; g < n; g += 5) {
+        uint64_t v = 0;
+        for (size_t i = g; i < g + 5; i++) {
+            const char *q = s[i] ? strchr(z85_chars, s[i]) : NULL;
+            if (!q) {
+                return 0;
+            }
+            v = v * 85 + (uint64_t)(q - z85_chars);
+        }
+        if (v > UINT32_MAX) {
+            return 0; /* not canonical: no 4 bytes encode to this group */
+        }
+    }
+    return 1;
+}
+
+int proto_curve_key_ok(const char *s)
+{
+    return s && z85_key_ok(s, strnlen(s, PROTO_CURVE_KEY_LEN + 1));
+}
 
 static int str_ok(const char *s, size_t n, enum str_kind kind)
 {
     if (n == 0) {
-        return kind == STR_TEXT;
+        return kind == STR_TEXT || kind == STR_KEY;
+    }
+    if (kind == STR_KEY) {
+        return z85_key_ok(s, n);
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -527,6 +560,11 @@ static int enc_str(const char *field, const char *s, size_t max, enum str_kind k
         return hx_diag_set(d, HX_EPROTO, "proto: %s longer than %zu bytes", field, max);
     }
     if (!str_ok(s, n, kind)) {
+        if (kind == STR_KEY) {
+            return hx_diag_set(d, HX_EPROTO,
+                               "proto: %s \"%.*s\" is not a Z85 CURVE key (%d characters)", field,
+                               (int)n, s, PROTO_CURVE_KEY_LEN);
+        }
         return hx_diag_set(d, HX_EPROTO, "proto: %s \"%.*s\" is empty or has bad characters", field,
                            (int)n, s);
     }
@@ -592,6 +630,11 @@ static int r_str(struct rd *r, const char *field, char *dst, size_t max, enum st
         return rc;
     }
     if (!str_ok((const char *)r->p, n, kind)) {
+        if (kind == STR_KEY) {
+            return hx_diag_set(r->d, HX_EPROTO,
+                               "proto: %s: %s of %zu bytes is not a Z85 CURVE key (%d characters)",
+                               r->type, field, n, PROTO_CURVE_KEY_LEN);
+        }
         return hx_diag_set(r->d, HX_EPROTO, "proto: %s: %s is empty or has bad characters", r->type,
                            field);
     }
@@ -654,6 +697,8 @@ static int body_check(int type, const union proto_body *b, struct hx_diag *d)
             (rc = enc_str("REGISTER.backend", b->reg.backend, PROTO_BACKEND_MAX, STR_BACKEND, d)) ||
             (rc =
                  enc_str("REGISTER.endpoint", b->reg.endpoint, PROTO_ENDPOINT_MAX, STR_PRINT, d)) ||
+            (rc = enc_str("REGISTER.curve_key", b->reg.curve_key, PROTO_CURVE_KEY_LEN, STR_KEY,
+                          d)) ||
             (b->reg.device[0] &&
              (rc = enc_str("REGISTER.device", b->reg.device, PROTO_DEVICE_MAX, STR_DEVICE, d)))) {
             return rc;
@@ -689,7 +734,9 @@ static int body_check(int type, const union proto_body *b, struct hx_diag *d)
         for (uint32_t i = 0; i < a->n_peers; i++) {
             if ((rc = enc_str("ASSIGN.peer.name", a->peers[i].name, PROTO_NAME_MAX, STR_NAME, d)) ||
                 (rc = enc_str("ASSIGN.peer.endpoint", a->peers[i].endpoint, PROTO_ENDPOINT_MAX,
-                              STR_PRINT, d))) {
+                              STR_PRINT, d)) ||
+                (rc = enc_str("ASSIGN.peer.curve_key", a->peers[i].curve_key, PROTO_CURVE_KEY_LEN,
+                              STR_KEY, d))) {
                 return rc;
             }
         }
@@ -733,6 +780,7 @@ int proto_body_encode(int type, const union proto_body *b, struct strbuf *out, s
         w_u32(&w, b->reg.threads);
         w_u64(&w, b->reg.kv_bytes);
         w_u64(&w, b->reg.mem_bytes);
+        w_str(&w, b->reg.curve_key);
         if (b->reg.device[0]) {
             w_str(&w, b->reg.device);
         }
@@ -756,6 +804,7 @@ int proto_body_encode(int type, const union proto_body *b, struct strbuf *out, s
             w_str(&w, b->assign.peers[i].name);
             w_str(&w, b->assign.peers[i].endpoint);
             w_u32(&w, b->assign.peers[i].node);
+            w_str(&w, b->assign.peers[i].curve_key);
         }
         break;
     case PROTO_TYPE_READY:
@@ -769,6 +818,10 @@ int proto_body_encode(int type, const union proto_body *b, struct strbuf *out, s
         w_u32(&w, b->heartbeat.n_active);
         w_u64(&w, b->heartbeat.kv_used_bytes);
         w_u64(&w, b->heartbeat.kv_total_bytes);
+        w_u64(&w, b->heartbeat.refused_handshakes);
+        w_u64(&w, b->heartbeat.refused_keys);
+        w_u64(&w, b->heartbeat.refused_messages);
+        w_u64(&w, b->heartbeat.dropped_malformed);
         if (b->heartbeat.device[0]) {
             w_str(&w, b->heartbeat.device);
         }
@@ -811,8 +864,8 @@ static int decode_assign(struct rd *r, struct proto_assign *a)
     if ((rc = check_layers("ASSIGN", a->layer_start, a->layer_end, a->n_layers, r->d))) {
         return rc;
     }
-    /* Each peer takes at least 2 + 1 + 2 + 1 + 4 bytes: check before allocating. */
-    if (a->n_peers > PROTO_MAX_PEERS || (uint64_t)a->n_peers * 10 > r->left) {
+    /* Each peer takes at least 2 + 1 + 2 + 1 + 4 + 2 bytes: check before allocating. */
+    if (a->n_peers > PROTO_MAX_PEERS || (uint64_t)a->n_peers * 12 > r->left) {
         return hx_diag_set(r->d, HX_EPROTO,
                            "proto: ASSIGN: %u peers do not fit (max %d, %zu "
                            "bytes left)",
@@ -825,7 +878,8 @@ static int decode_assign(struct rd *r, struct proto_assign *a)
         struct proto_peer *p = &a->peers[i];
         if ((rc = r_str(r, "peer.name", p->name, PROTO_NAME_MAX, STR_NAME)) ||
             (rc = r_str(r, "peer.endpoint", p->endpoint, PROTO_ENDPOINT_MAX, STR_PRINT)) ||
-            (rc = r_u32(r, "peer.node", &p->node))) {
+            (rc = r_u32(r, "peer.node", &p->node)) ||
+            (rc = r_str(r, "peer.curve_key", p->curve_key, PROTO_CURVE_KEY_LEN, STR_KEY))) {
             xfree(a->peers);
             a->peers = NULL;
             return rc;
@@ -848,7 +902,8 @@ static int decode_body(int type, struct rd *r, union proto_body *b)
             (rc = r_str(r, "endpoint", b->reg.endpoint, PROTO_ENDPOINT_MAX, STR_PRINT)) ||
             (rc = r_u32(r, "threads", &b->reg.threads)) ||
             (rc = r_u64(r, "kv_bytes", &b->reg.kv_bytes)) ||
-            (rc = r_u64(r, "mem_bytes", &b->reg.mem_bytes))) {
+            (rc = r_u64(r, "mem_bytes", &b->reg.mem_bytes)) ||
+            (rc = r_str(r, "curve_key", b->reg.curve_key, PROTO_CURVE_KEY_LEN, STR_KEY))) {
             return rc;
         }
         if (b->reg.threads == 0) {
@@ -887,7 +942,11 @@ static int decode_body(int type, struct rd *r, union proto_body *b)
         if ((rc = r_u64(r, "time_us", &u64)) ||
             (rc = r_u32(r, "n_active", &b->heartbeat.n_active)) ||
             (rc = r_u64(r, "kv_used_bytes", &b->heartbeat.kv_used_bytes)) ||
-            (rc = r_u64(r, "kv_total_bytes", &b->heartbeat.kv_total_bytes))) {
+            (rc = r_u64(r, "kv_total_bytes", &b->heartbeat.kv_total_bytes)) ||
+            (rc = r_u64(r, "refused_handshakes", &b->heartbeat.refused_handshakes)) ||
+            (rc = r_u64(r, "refused_keys", &b->heartbeat.refused_keys)) ||
+            (rc = r_u64(r, "refused_messages", &b->heartbeat.refused_messages)) ||
+            (rc = r_u64(r, "dropped_malformed", &b->heartbeat.dropped_malformed))) {
             return rc;
         }
         b->heartbeat.time_us = (int64_t)u64;

@@ -24,7 +24,7 @@ struct hx_diag;
 struct strbuf;
 
 #define PROTO_MAGIC 0x50584C48u /* bytes "HLXP" on the wire */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2 /* 2: CURVE keys in REGISTER/ASSIGN, refusal counters in HEARTBEAT */
 #define PROTO_HEADER_BYTES 264
 #define PROTO_MAX_HOPS 32
 
@@ -42,6 +42,7 @@ struct strbuf;
 #define PROTO_TEXT_MAX 1023
 #define PROTO_DEVICE_MAX 127
 #define PROTO_MAX_PEERS 256
+#define PROTO_CURVE_KEY_LEN 40 /* a CURVE public key in Z85 (32 bytes); "" = plain mode */
 
 enum proto_type {
     PROTO_TYPE_INVALID = 0,
@@ -116,6 +117,9 @@ struct proto_register {
     uint32_t threads;
     uint64_t kv_bytes;  /* memory the worker can give to KV cache */
     uint64_t mem_bytes; /* total memory for weights + KV (the --mem-bytes cap; 0: none) */
+    /* v2: the worker's CURVE public key, Z85 (PROTO_CURVE_KEY_LEN chars), which must be the
+     * key its control connection was made with; "" in plain mode. */
+    char curve_key[PROTO_CURVE_KEY_LEN + 1];
     /* Optional trailing field: what the worker computes on, printable ASCII (0x20..0x7e),
      * 1..127 bytes ("cpu", "cuda:0 NVIDIA H100 80GB HBM3"). "" = absent: not on the wire
      * (a body without it is a worker from before the field). */
@@ -145,6 +149,10 @@ struct proto_peer {
     char name[PROTO_NAME_MAX + 1];
     char endpoint[PROTO_ENDPOINT_MAX + 1];
     uint32_t node;
+    /* v2: the peer's CURVE public key (Z85) as the coordinator admitted it: the server key to
+     * connect to its data socket, and the only key its data socket accepts from it. "" in
+     * plain mode. The peer table is the admitted set: a worker missing from it is revoked. */
+    char curve_key[PROTO_CURVE_KEY_LEN + 1];
 };
 
 struct proto_assign {
@@ -170,6 +178,14 @@ struct proto_heartbeat {
     uint32_t n_active;
     uint64_t kv_used_bytes;
     uint64_t kv_total_bytes;
+    /* v2: peers this node refused since it started (worker -> coordinator; 0 the other way):
+     * failed CURVE handshakes, handshakes whose key was not admitted, messages over a valid
+     * handshake whose key is no longer (or never was) admitted for the sender's name, and
+     * malformed messages dropped. */
+    uint64_t refused_handshakes;
+    uint64_t refused_keys;
+    uint64_t refused_messages;
+    uint64_t dropped_malformed;
     char device[PROTO_DEVICE_MAX + 1]; /* optional trailing field, as in proto_register */
 };
 
@@ -202,6 +218,12 @@ union proto_body {
 
 /* Name of a type ("PREFILL"), or "?" if out of range. Never NULL. */
 const char *proto_type_name(int type);
+/*
+ * 1 if s is a CURVE public key as the wire carries it: exactly PROTO_CURVE_KEY_LEN characters
+ * of the Z85 alphabet whose 5-character groups each encode a 32-bit value (so the encoding of
+ * a key is canonical). "" and NULL are not keys.
+ */
+int proto_curve_key_ok(const char *s);
 /* Element size of a dtype in bytes (0 for NONE/BYTES or out of range). */
 size_t proto_dtype_size(int dtype);
 /* Whether the type carries a control body (dtype BYTES) rather than tokens/activations. */

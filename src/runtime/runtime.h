@@ -24,12 +24,32 @@ struct strbuf;
 struct model_profile;
 struct eng_backend;
 struct eng_config;
+struct xsec_peer;
 
 #define RT_NAME_MAX 63       /* = PROTO_NAME_MAX */
 #define RT_MAX_NODES 64      /* workers one coordinator drives */
 #define RT_MAX_SEQS 64       /* sequences alive at once on one worker */
 #define RT_MAX_STOP 4        /* stop strings per request (OpenAI's limit) */
 #define RT_STOP_MAX_BYTES 64 /* bytes per stop string */
+
+/* ---- CURVE on the wire (docs/protocol.md §8) ---------------------------------------------- */
+
+/*
+ * Whether a process encrypts and authenticates its sockets with ZeroMQ CURVE. AUTO = on
+ * unless the endpoint that decides (the coordinator's bind address; a worker's coordinator
+ * address) stays on this host (xsec_endpoint_is_loopback): plain mode is for loopback
+ * development and says so in the log.
+ */
+enum rt_curve {
+    RT_CURVE_AUTO = 0,
+    RT_CURVE_ON = 1,
+    RT_CURVE_OFF = 2,
+};
+
+/* Parse "auto" | "on" | "off". 0 or HX_EINVAL. */
+int rt_curve_parse(const char *s, enum rt_curve *out);
+/* Resolve AUTO for endpoint: 1 (CURVE) or 0 (plain). */
+int rt_curve_on(enum rt_curve mode, const char *endpoint);
 
 /* ---- worker ------------------------------------------------------------------------------ */
 
@@ -58,6 +78,15 @@ struct worker_opts {
     const char *device;
     /* Polled every loop iteration (<= 50 ms): the worker exits cleanly once *stop != 0. */
     volatile int *stop;
+    /* CURVE on the control connection and the data plane (AUTO: on unless `coordinator` is
+     * a loopback endpoint). Must match the coordinator's mode. */
+    enum rt_curve curve;
+    /* The coordinator's public key (Z85); NULL: derived from `token` (xsec_keypair_from_token),
+     * which is what a coordinator without --key-file uses. */
+    const char *coordinator_key;
+    /* This worker's secret key (Z85), e.g. from --key-file when the coordinator admits keys
+     * from a keys file; NULL: a fresh key pair at every start. */
+    const char *secret_key;
 };
 
 /*
@@ -121,6 +150,17 @@ struct coord_opts {
     int heartbeat_ms; /* worker heartbeat period (0: 200) */
     int dead_ms;      /* declared dead after this long unheard (0: 3000) */
     int max_queue;    /* requests waiting for admission before submit fails (0: 1024) */
+    /* CURVE on the control socket (AUTO: on unless `workers` is a loopback endpoint); the
+     * workers' data sockets follow. */
+    enum rt_curve curve;
+    /* The coordinator's secret key (Z85); NULL: derived from `token`, so workers need only
+     * the token. */
+    const char *secret_key;
+    /* When n_worker_keys > 0: only these (name, public key) may connect and register (an
+     * operator-managed keys file); each node's REGISTER must present its listed key. Else any
+     * key that completes the handshake may register with the token. Copied. */
+    const struct xsec_peer *worker_keys;
+    int n_worker_keys;
 };
 
 struct coord;
@@ -131,6 +171,8 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
 int coord_start(struct coord *c, struct hx_diag *diag);
 /* The bound control endpoint (port resolved), for workers to connect to. */
 const char *coord_endpoint(const struct coord *c);
+/* The control socket's CURVE public key (Z85), or "" in plain mode. */
+const char *coord_public_key(const struct coord *c);
 /*
  * Wait until every node of the plan is READY (or timeout_ms passes; -1 = forever).
  * 0, HX_ETIMEDOUT (diag names the nodes still missing).
@@ -262,7 +304,8 @@ struct rt_prof_type {
 struct rt_prof {
     char name[64]; /* model name (the directory's basename, sanitised) */
     int n_layers;
-    double layer_bytes;
+    double layer_bytes;      /* one layer's weights in weight_format */
+    char weight_format[16];  /* "bf16", "q8_0", "q4_0" ...: what the layer was measured in */
     double token_bytes;      /* int32 token ids on the wire: 4 */
     double activation_bytes; /* f32 activations: 4 * hidden */
     int hidden, heads, kv_heads, ffn;
@@ -290,6 +333,9 @@ struct rt_profile_opts {
      * and LM head (room for both: the type may be a first or last stage; kv_bytes, if set,
      * lowers it further), so max_layers and kv_blocks follow the cap. */
     uint64_t mem_bytes;
+    /* Weight format to measure in: "q8_0", "q4_0" (quantized at load), "bf16", "f16", "f32";
+     * NULL: as stored. The profile's model name gets "-<format>" (one layer_bytes per INI). */
+    const char *weights;
     double max_seconds; /* measuring time budget (<= 0: 3 s); at least one run per point */
     /* Longest prompt of the workload (max_input_len; 0: half the model's context). Larger
      * than the context is allowed (prompts of a batch are then measured as several

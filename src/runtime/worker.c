@@ -22,6 +22,7 @@
 #include "engine/engine.h"
 #include "runtime/proto.h"
 #include "runtime/xport.h"
+#include "runtime/xsec.h"
 
 #define WORKER_DATA_SEND_TIMEOUT_MS 300
 #define WORKER_REGISTER_TIMEOUT_MS 2000
@@ -32,7 +33,8 @@ struct peer_conn {
     uint32_t node;
     char name[PROTO_NAME_MAX + 1];
     char endpoint[PROTO_ENDPOINT_MAX + 1];
-    struct xport *dealer; /* connected lazily */
+    char curve_key[PROTO_CURVE_KEY_LEN + 1]; /* its data socket's key ("" in plain mode) */
+    struct xport *dealer;                    /* connected lazily */
 };
 
 struct wseq {
@@ -48,6 +50,12 @@ struct worker {
     struct xport_ctx *ctx;
     struct xport *ctrl;
     struct xport *data;
+    /* CURVE: our key pair, the coordinator's public key, the ZAP handler admitting the
+     * coordinator's peer table on our data socket */
+    int curve;
+    struct xsec_keypair kp;
+    char coord_key[PROTO_CURVE_KEY_LEN + 1];
+    struct xsec *sec;
     uint32_t node;
     int heartbeat_ms;
     /* assignment */
@@ -147,6 +155,18 @@ static void send_heartbeat(struct worker *w)
         b.heartbeat.kv_total_bytes = (uint64_t)total * bb;
     }
     snprintf(b.heartbeat.device, sizeof(b.heartbeat.device), "%s", w->device);
+    if (w->sec) {
+        struct xsec_stats ss;
+        xsec_stats_get(w->sec, &ss);
+        b.heartbeat.refused_handshakes = ss.refused_handshakes;
+        b.heartbeat.refused_keys = ss.refused_keys;
+    }
+    struct xport_stats xs;
+    xport_stats_get(w->data, &xs);
+    b.heartbeat.refused_messages = xs.refused;
+    b.heartbeat.dropped_malformed = xs.dropped;
+    xport_stats_get(w->ctrl, &xs);
+    b.heartbeat.dropped_malformed += xs.dropped;
     struct hx_diag d;
     if (xport_send_body(w->ctrl, NULL, &h, &b, &d) != 0) {
         log_debug("worker %s: heartbeat not sent: %s", w->o->name, d.msg);
@@ -163,17 +183,31 @@ static void peers_free(struct worker *w)
     w->n_peers = 0;
 }
 
-/* Replace the peer table, keeping connections whose endpoint did not change. */
+/*
+ * Replace the peer table, keeping connections whose endpoint and key did not change. With
+ * CURVE the table is also the admitted set of our data socket: a peer that left it (revoked
+ * by the coordinator) can no longer handshake, and what it sends over an old connection is
+ * refused (xsec_peer_check).
+ */
 static void peers_update(struct worker *w, const struct proto_assign *a)
 {
     struct peer_conn *np = xcalloc(a->n_peers ? a->n_peers : 1, sizeof(*np));
+    struct xsec_peer *adm = xcalloc(a->n_peers ? a->n_peers : 1, sizeof(*adm));
+    size_t n_adm = 0;
     for (uint32_t i = 0; i < a->n_peers; i++) {
         np[i].node = a->peers[i].node;
         snprintf(np[i].name, sizeof(np[i].name), "%s", a->peers[i].name);
         snprintf(np[i].endpoint, sizeof(np[i].endpoint), "%s", a->peers[i].endpoint);
+        snprintf(np[i].curve_key, sizeof(np[i].curve_key), "%s", a->peers[i].curve_key);
+        if (np[i].curve_key[0]) {
+            snprintf(adm[n_adm].name, sizeof(adm[n_adm].name), "%s", np[i].name);
+            snprintf(adm[n_adm].key, sizeof(adm[n_adm].key), "%s", np[i].curve_key);
+            n_adm++;
+        }
         for (int j = 0; j < w->n_peers; j++) {
             if (w->peers[j].dealer && w->peers[j].node == np[i].node &&
                 strcmp(w->peers[j].endpoint, np[i].endpoint) == 0 &&
+                strcmp(w->peers[j].curve_key, np[i].curve_key) == 0 &&
                 strcmp(w->peers[j].name, np[i].name) == 0) {
                 np[i].dealer = w->peers[j].dealer;
                 w->peers[j].dealer = NULL;
@@ -183,6 +217,10 @@ static void peers_update(struct worker *w, const struct proto_assign *a)
     peers_free(w);
     w->peers = np;
     w->n_peers = (int)a->n_peers;
+    if (w->sec) {
+        xsec_admit_set(w->sec, adm, n_adm);
+    }
+    xfree(adm);
 }
 
 static struct xport *peer_dealer(struct worker *w, uint32_t node, struct hx_diag *diag)
@@ -193,8 +231,15 @@ static struct xport *peer_dealer(struct worker *w, uint32_t node, struct hx_diag
             continue;
         }
         if (!p->dealer) {
-            int rc = xport_dealer_connect(w->ctx, p->endpoint, w->o->name, XPORT_DEALER_IMMEDIATE,
-                                          &p->dealer, diag);
+            if (w->curve && !p->curve_key[0]) {
+                hx_diag_set(diag, HX_EAUTH, "the coordinator gave no CURVE key for peer %s",
+                            p->name);
+                return NULL;
+            }
+            struct xport_curve cv = {w->kp.public_key, w->kp.secret_key, p->curve_key};
+            int rc =
+                xport_dealer_connect_curve(w->ctx, p->endpoint, w->o->name, XPORT_DEALER_IMMEDIATE,
+                                           w->curve ? &cv : NULL, &p->dealer, diag);
             if (rc != 0) {
                 return NULL;
             }
@@ -648,6 +693,7 @@ static void worker_release(struct worker *w)
     xfree(w->steps);
     xport_free(w->data);
     xport_free(w->ctrl);
+    xsec_free(w->sec); /* after its sockets, before the context */
     xport_ctx_free(w->ctx);
 }
 
@@ -671,6 +717,9 @@ static int join_once(struct worker *w, struct hx_diag *diag)
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     reg.threads = (uint32_t)(w->o->threads > 0 ? w->o->threads : online > 0 ? online : 1);
     reg.kv_bytes = w->o->kv_bytes;
+    if (w->curve) {
+        snprintf(reg.curve_key, sizeof(reg.curve_key), "%s", w->kp.public_key);
+    }
     struct proto_register_ack ack;
     for (;;) {
         if (stopped(w)) {
@@ -684,8 +733,12 @@ static int join_once(struct worker *w, struct hx_diag *diag)
             return rc;
         }
         log_info("worker %s: no answer from %s yet, retrying (is it up? a live worker with the "
-                 "same name also goes unanswered)",
-                 w->o->name, w->o->coordinator);
+                 "same name also goes unanswered%s)",
+                 w->o->name, w->o->coordinator,
+                 w->curve ? "; with CURVE on, so does a wrong --coordinator-key or shared "
+                            "secret, or a coordinator with --curve off"
+                          : "; a coordinator with CURVE on does not answer a plain worker: "
+                            "--curve on");
     }
     w->node = ack.node;
     w->heartbeat_ms = ack.heartbeat_ms > 0 ? (int)ack.heartbeat_ms : 200;
@@ -863,6 +916,48 @@ int rt_size_parse(const char *s, uint64_t *out)
     return HX_OK;
 }
 
+/* Keys and the ZAP handler when CURVE is on; logs the mode either way. */
+static int curve_setup(struct worker *w, struct hx_diag *diag)
+{
+    const struct worker_opts *o = w->o;
+    w->curve = rt_curve_on(o->curve, o->coordinator);
+    if (!w->curve) {
+        log_info("worker %s: plain ZeroMQ (--curve off%s): control and data traffic unencrypted, "
+                 "data socket open to any process that reaches it; for loopback development only",
+                 o->name, o->curve == RT_CURVE_AUTO ? ", the coordinator is on loopback" : "");
+        return HX_OK;
+    }
+    int rc = o->secret_key ? xsec_keypair_from_secret(o->secret_key, &w->kp, diag)
+                           : xsec_keypair_new(&w->kp, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    if (o->coordinator_key) {
+        if (!proto_curve_key_ok(o->coordinator_key)) {
+            return hx_diag_set(diag, HX_EINVAL,
+                               "--coordinator-key: not a Z85 CURVE public key (%d characters)",
+                               PROTO_CURVE_KEY_LEN);
+        }
+        snprintf(w->coord_key, sizeof(w->coord_key), "%s", o->coordinator_key);
+    } else {
+        struct xsec_keypair ck;
+        rc = xsec_keypair_from_token(o->token, &ck, diag);
+        if (rc != 0) {
+            return rc;
+        }
+        snprintf(w->coord_key, sizeof(w->coord_key), "%s", ck.public_key);
+        memset(&ck, 0, sizeof(ck));
+    }
+    rc = xsec_new(w->ctx, o->name, 0, &w->sec, diag);
+    if (rc != 0) {
+        return rc;
+    }
+    log_info("worker %s: CURVE on: public key %s, coordinator key %s (%s)", o->name,
+             w->kp.public_key, w->coord_key,
+             o->coordinator_key ? "--coordinator-key" : "from the shared secret");
+    return HX_OK;
+}
+
 int worker_run(const struct worker_opts *o, struct hx_diag *diag)
 {
     hx_diag_clear(diag);
@@ -875,14 +970,34 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
     device_copy(w.device, sizeof(w.device), o->device);
     int rc = xport_ctx_new(&w.ctx, diag);
     if (rc == 0) {
-        rc = xport_router_bind(w.ctx, o->data_endpoint ? o->data_endpoint : "tcp://127.0.0.1:*",
-                               &w.data, diag);
+        rc = curve_setup(&w, diag);
+    }
+    struct xport_curve dcv = {w.kp.public_key, w.kp.secret_key, NULL};
+    struct xport_curve ccv = {w.kp.public_key, w.kp.secret_key, w.coord_key};
+    if (rc == 0) {
+        rc = xport_router_bind_curve(w.ctx,
+                                     o->data_endpoint ? o->data_endpoint : "tcp://127.0.0.1:*",
+                                     w.curve ? &dcv : NULL, &w.data, diag);
+    }
+    if (rc == 0 && w.curve) {
+        xport_set_peer_check(w.data, xsec_peer_check, w.sec);
+        rc = xsec_watch(w.sec, w.data, 1, diag);
     }
     if (rc == 0) {
-        rc = xport_dealer_connect(w.ctx, o->coordinator, o->name, 0, &w.ctrl, diag);
+        rc = xport_dealer_connect_curve(w.ctx, o->coordinator, o->name, 0, w.curve ? &ccv : NULL,
+                                        &w.ctrl, diag);
+    }
+    if (rc == 0 && w.curve) {
+        rc = xsec_watch(w.sec, w.ctrl, 0, diag);
     }
     if (rc == 0) {
         rc = xport_set_send_timeout(w.ctrl, WORKER_CTRL_SEND_TIMEOUT_MS, diag);
+    }
+    if (rc == 0) {
+        rc = xport_set_self(w.data, o->name, NULL, diag); /* HELIX_LINK_SHAPE: upstream -> us */
+    }
+    if (rc == 0) {
+        rc = xport_set_self(w.ctrl, o->name, "coordinator", diag);
     }
     if (rc == 0) {
         rc = join(&w, diag);

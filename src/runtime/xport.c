@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "base/strbuf.h"
+#include "runtime/shape.h"
 
 #define MAX_FRAMES 3 /* identity + header + payload */
 
@@ -30,8 +31,12 @@ struct xport_ctx {
 struct xport {
     void *sock;
     int is_router;
+    int is_curve;
+    xport_peer_check_fn check;
+    void *check_arg;
     char endpoint[PROTO_ENDPOINT_MAX + 1];
     struct xport_stats stats;
+    struct xport_shaper *shaper; /* NULL unless HELIX_LINK_SHAPE shapes a link into here */
 };
 
 int xport_ctx_new(struct xport_ctx **out, struct hx_diag *d)
@@ -122,8 +127,55 @@ static void record_endpoint(struct xport *x, const char *fallback)
     }
 }
 
+static int setopt_key(void *s, int opt, const char *key, const char *name, struct hx_diag *d)
+{
+    if (!key || strlen(key) != PROTO_CURVE_KEY_LEN) {
+        return hx_diag_set(d, HX_EINVAL, "xport: %s is not a %d-character Z85 CURVE key", name,
+                           PROTO_CURVE_KEY_LEN);
+    }
+    if (zmq_setsockopt(s, opt, key, PROTO_CURVE_KEY_LEN) != 0) {
+        return zerr(d, name);
+    }
+    return HX_OK;
+}
+
+/* CURVE server (ROUTER) or client (DEALER) options; before bind/connect. */
+static int curve_opts(struct xport *x, const struct xport_curve *cv, struct hx_diag *d)
+{
+    if (!zmq_has("curve")) {
+        return hx_diag_set(d, HX_ENOTSUP,
+                           "xport: CURVE requested but this libzmq was built without it (no "
+                           "libsodium/tweetnacl); use a libzmq with CURVE, or --curve off on "
+                           "loopback");
+    }
+    int rc;
+    if ((rc = setopt_key(x->sock, ZMQ_CURVE_PUBLICKEY, cv->public_key, "ZMQ_CURVE_PUBLICKEY", d)) ||
+        (rc = setopt_key(x->sock, ZMQ_CURVE_SECRETKEY, cv->secret_key, "ZMQ_CURVE_SECRETKEY", d))) {
+        return rc;
+    }
+    if (x->is_router) {
+        rc = setopt_int(x->sock, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER", d);
+        /* the ZAP handler (xsec.c) learns which socket asks from the domain */
+        if (rc == 0 && zmq_setsockopt(x->sock, ZMQ_ZAP_DOMAIN, "helix", 5) != 0) {
+            rc = zerr(d, "ZMQ_ZAP_DOMAIN");
+        }
+    } else {
+        rc = setopt_key(x->sock, ZMQ_CURVE_SERVERKEY, cv->server_key, "ZMQ_CURVE_SERVERKEY", d);
+    }
+    if (rc == 0) {
+        x->is_curve = 1;
+    }
+    return rc;
+}
+
 int xport_router_bind(struct xport_ctx *c, const char *endpoint, struct xport **out,
                       struct hx_diag *d)
+{
+    return xport_router_bind_curve(c, endpoint, NULL, out, d);
+}
+
+int xport_router_bind_curve(struct xport_ctx *c, const char *endpoint, const struct xport_curve *cv,
+                            struct xport **out, struct hx_diag *d)
 {
     *out = NULL;
     if (!c || !endpoint) {
@@ -138,7 +190,8 @@ int xport_router_bind(struct xport_ctx *c, const char *endpoint, struct xport **
         goto fail;
     }
     if ((rc = common_opts(x->sock, d)) ||
-        (rc = setopt_int(x->sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY", d))) {
+        (rc = setopt_int(x->sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY", d)) ||
+        (cv && (rc = curve_opts(x, cv, d)))) {
         goto fail;
     }
     if (zmq_bind(x->sock, endpoint) != 0) {
@@ -157,6 +210,13 @@ fail:
 
 int xport_dealer_connect(struct xport_ctx *c, const char *endpoint, const char *identity,
                          unsigned flags, struct xport **out, struct hx_diag *d)
+{
+    return xport_dealer_connect_curve(c, endpoint, identity, flags, NULL, out, d);
+}
+
+int xport_dealer_connect_curve(struct xport_ctx *c, const char *endpoint, const char *identity,
+                               unsigned flags, const struct xport_curve *cv, struct xport **out,
+                               struct hx_diag *d)
 {
     *out = NULL;
     if (!c || !endpoint || !identity) {
@@ -177,7 +237,8 @@ int xport_dealer_connect(struct xport_ctx *c, const char *endpoint, const char *
     }
     if ((rc = common_opts(x->sock, d)) ||
         (rc = setopt_int(x->sock, ZMQ_IMMEDIATE, (flags & XPORT_DEALER_IMMEDIATE) ? 1 : 0,
-                         "ZMQ_IMMEDIATE", d))) {
+                         "ZMQ_IMMEDIATE", d)) ||
+        (cv && (rc = curve_opts(x, cv, d)))) {
         goto fail;
     }
     if (zmq_setsockopt(x->sock, ZMQ_ROUTING_ID, identity, idlen) != 0) {
@@ -203,6 +264,7 @@ void xport_free(struct xport *x)
     if (!x) {
         return;
     }
+    xport_shaper_free(x->shaper);
     if (x->sock) {
         zmq_close(x->sock);
     }
@@ -212,6 +274,25 @@ void xport_free(struct xport *x)
 const char *xport_endpoint(const struct xport *x)
 {
     return x->endpoint;
+}
+
+void xport_set_peer_check(struct xport *x, xport_peer_check_fn fn, void *arg)
+{
+    x->check = fn;
+    x->check_arg = arg;
+}
+
+void *xport_ctx_zmq(struct xport_ctx *c)
+{
+    return c->zctx;
+}
+
+int xport_monitor(struct xport *x, const char *endpoint, int events, struct hx_diag *d)
+{
+    if (zmq_socket_monitor(x->sock, endpoint, events) != 0) {
+        return zerr(d, "zmq_socket_monitor");
+    }
+    return HX_OK;
 }
 
 int xport_set_send_timeout(struct xport *x, int timeout_ms, struct hx_diag *d)
@@ -376,6 +457,16 @@ static void drop(struct xport *x, const char *peer, const char *why)
     }
 }
 
+static void refuse(struct xport *x, const char *peer, const char *why)
+{
+    x->stats.refused++;
+    snprintf(x->stats.last_drop, sizeof(x->stats.last_drop), "%.255s", why);
+    if (x->stats.refused <= 10 || x->stats.refused % 1000 == 0) {
+        log_warn("xport %s: refused a message from %s (%llu so far): %s", x->endpoint,
+                 peer && peer[0] ? peer : "peer", (unsigned long long)x->stats.refused, why);
+    }
+}
+
 /* Receive one whole multipart message (without blocking), validating it. */
 static int recv_one(struct xport *x, struct xport_msg *out, struct hx_diag *d)
 {
@@ -429,6 +520,22 @@ static int recv_one(struct xport *x, struct xport_msg *out, struct hx_diag *d)
         peer = peerbuf;
         base = 1;
     }
+    char keybuf[PROTO_CURVE_KEY_LEN + 1] = "";
+    if (x->is_curve && x->is_router && n > 1) {
+        /* xsec's ZAP handler sets the User-Id of a connection to its client's public key */
+        const char *uid = zmq_msg_gets(&frames[1], "User-Id");
+        if (uid && strlen(uid) == PROTO_CURVE_KEY_LEN) {
+            memcpy(keybuf, uid, PROTO_CURVE_KEY_LEN + 1);
+        }
+    }
+    if (x->check && x->check(x->check_arg, peer, keybuf, why, sizeof(why)) != 0) {
+        for (size_t i = 0; i < n; i++) {
+            zmq_msg_close(&frames[i]);
+        }
+        memset(out, 0, sizeof(*out));
+        refuse(x, peer, why);
+        return HX_EPROTO;
+    }
     if (n + (size_t)extra != want) {
         snprintf(why, sizeof(why), "%zu frames, expected 2 (header + payload)",
                  n + (size_t)extra - base);
@@ -443,6 +550,7 @@ static int recv_one(struct xport *x, struct xport_msg *out, struct hx_diag *d)
         goto bad;
     }
     snprintf(out->peer, sizeof(out->peer), "%s", peer);
+    memcpy(out->peer_key, keybuf, sizeof(out->peer_key));
     zmq_msg_t *keep = xmalloc(sizeof(*keep));
     *keep = frames[base + 1];
     out->frame_ = keep;
@@ -462,9 +570,16 @@ bad:
     return HX_EPROTO;
 }
 
+static int shaped_recv(struct xport *x, int timeout_ms, struct xport_msg *out, struct hx_diag *d);
+static int shaped_poll(struct xport *const *xs, size_t n, int timeout_ms, unsigned char *readable,
+                       struct hx_diag *d);
+
 int xport_recv(struct xport *x, int timeout_ms, struct xport_msg *out, struct hx_diag *d)
 {
     memset(out, 0, sizeof(*out));
+    if (x->shaper) {
+        return shaped_recv(x, timeout_ms, out, d);
+    }
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : hx_clock_now_us() + (int64_t)timeout_ms * 1000;
     for (;;) {
         int rc = recv_one(x, out, d);
@@ -512,6 +627,11 @@ int xport_poll(struct xport *const *xs, size_t n, int timeout_ms, unsigned char 
     if (n == 0 || n > 64) {
         return hx_diag_set(d, HX_EINVAL, "xport: poll over %zu sockets (1..64)", n);
     }
+    for (size_t i = 0; i < n; i++) {
+        if (xs[i]->shaper) {
+            return shaped_poll(xs, n, timeout_ms, readable, d);
+        }
+    }
     zmq_pollitem_t items[64];
     for (size_t i = 0; i < n; i++) {
         items[i] = (zmq_pollitem_t){xs[i]->sock, 0, ZMQ_POLLIN, 0};
@@ -532,6 +652,134 @@ int xport_poll(struct xport *const *xs, size_t n, int timeout_ms, unsigned char 
 void xport_stats_get(const struct xport *x, struct xport_stats *out)
 {
     *out = x->stats;
+}
+
+/* ---- link shaping (tests and benches only; shape.h) ----------------------------------- */
+
+int xport_set_shape(struct xport *x, const struct xport_shape *table, const char *self,
+                    const char *peer, struct hx_diag *d)
+{
+    if (!self || !name_ok(self, strlen(self)) || (peer && !name_ok(peer, strlen(peer)))) {
+        return hx_diag_set(d, HX_EINVAL, "xport: set_self: bad node name");
+    }
+    if (x->is_router != (peer == NULL)) {
+        return hx_diag_set(d, HX_EINVAL, "xport: set_self: %s",
+                           x->is_router ? "a ROUTER's peers are named by their identities"
+                                        : "a DEALER needs its peer's name");
+    }
+    xport_shaper_free(x->shaper);
+    xport_shaper_new(table, self, peer, &x->shaper);
+    if (x->shaper) {
+        log_info("xport %s: shaping links into %s (%s)", x->endpoint, self, XPORT_SHAPE_ENV);
+    }
+    return HX_OK;
+}
+
+int xport_set_self(struct xport *x, const char *self, const char *peer, struct hx_diag *d)
+{
+    const struct xport_shape *table = NULL;
+    int rc = xport_shape_env(&table, d);
+    return rc ? rc : xport_set_shape(x, table, self, peer, d);
+}
+
+/* Move everything ZeroMQ has for x into its shaper, stamped with the time it was taken. */
+static int shape_ingest(struct xport *x, struct hx_diag *d)
+{
+    for (;;) {
+        struct xport_msg m;
+        int rc = recv_one(x, &m, d);
+        if (rc == HX_ETIMEDOUT) {
+            return HX_OK;
+        }
+        if (rc == HX_EPROTO) {
+            continue;
+        }
+        if (rc) {
+            return rc;
+        }
+        size_t bytes = strlen(m.peer) + PROTO_HEADER_BYTES + m.payload_len; /* all frames */
+        xport_shaper_push(x->shaper, &m, bytes, hx_clock_now_us());
+    }
+}
+
+/* ms to wait from now until wake (INT64_MAX: forever), rounded up so a wait never ends early. */
+static long wait_ms_until(int64_t wake, int64_t now)
+{
+    if (wake == INT64_MAX) {
+        return -1;
+    }
+    return wake <= now ? 0 : (long)((wake - now + 999) / 1000);
+}
+
+static int shaped_recv(struct xport *x, int timeout_ms, struct xport_msg *out, struct hx_diag *d)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : hx_clock_now_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        int rc = shape_ingest(x, d);
+        if (rc) {
+            return rc;
+        }
+        int64_t now = hx_clock_now_us();
+        if (xport_shaper_pop(x->shaper, now, out)) {
+            return HX_OK;
+        }
+        if (now >= deadline) {
+            return hx_diag_set(d, HX_ETIMEDOUT, "xport %s: no message within %d ms", x->endpoint,
+                               timeout_ms);
+        }
+        int64_t due = xport_shaper_next_due(x->shaper);
+        zmq_pollitem_t it = {x->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, wait_ms_until(due < deadline ? due : deadline, now)) < 0 &&
+            zmq_errno() != EINTR) {
+            return zerr(d, "poll");
+        }
+    }
+}
+
+/* xport_poll where a socket is shaped: readable once a held message is due, not on arrival. */
+static int shaped_poll(struct xport *const *xs, size_t n, int timeout_ms, unsigned char *readable,
+                       struct hx_diag *d)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : hx_clock_now_us() + (int64_t)timeout_ms * 1000;
+    zmq_pollitem_t items[64];
+    for (;;) {
+        int64_t now = hx_clock_now_us();
+        int64_t wake = deadline;
+        int n_ready = 0;
+        for (size_t i = 0; i < n; i++) {
+            readable[i] = 0;
+            items[i] = (zmq_pollitem_t){xs[i]->sock, 0, ZMQ_POLLIN, 0};
+            if (xs[i]->shaper) {
+                int rc = shape_ingest(xs[i], d);
+                if (rc) {
+                    return rc;
+                }
+                int64_t due = xport_shaper_next_due(xs[i]->shaper);
+                if (due <= now) {
+                    readable[i] = 1;
+                    n_ready++;
+                } else if (due < wake) {
+                    wake = due;
+                }
+            }
+        }
+        int rc;
+        do {
+            rc = zmq_poll(items, (int)n, n_ready ? 0 : wait_ms_until(wake, now));
+        } while (rc < 0 && zmq_errno() == EINTR);
+        if (rc < 0) {
+            return zerr(d, "poll");
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!xs[i]->shaper && (items[i].revents & ZMQ_POLLIN)) {
+                readable[i] = 1;
+                n_ready++;
+            }
+        }
+        if (n_ready || hx_clock_now_us() >= deadline) {
+            return n_ready;
+        }
+    }
 }
 
 /* ---- auth ------------------------------------------------------------------------------ */

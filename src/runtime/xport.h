@@ -65,6 +65,46 @@ enum xport_dealer_flags {
 int xport_dealer_connect(struct xport_ctx *ctx, const char *endpoint, const char *identity,
                          unsigned flags, struct xport **out, struct hx_diag *diag);
 
+/*
+ * ZeroMQ CURVE for one socket (xsec.h makes the keys and runs the ZAP handler that decides
+ * which client keys a server admits). Keys are Z85 strings of PROTO_CURVE_KEY_LEN characters.
+ * A ROUTER with curve is a CURVE server: it needs a ZAP handler in its context (xsec_new)
+ * before it binds, or libzmq would admit every client key. A DEALER with curve is a CURVE
+ * client of the server whose public key is server_key.
+ */
+struct xport_curve {
+    const char *public_key; /* this socket's key pair */
+    const char *secret_key;
+    const char *server_key; /* DEALER only: the ROUTER's public key */
+};
+
+/*
+ * xport_router_bind / xport_dealer_connect with CURVE (curve == NULL: plain, exactly those).
+ * HX_ENOTSUP (diag says so) when libzmq was built without CURVE, HX_EINVAL for a bad key.
+ * Messages received on a CURVE ROUTER carry the sender's public key in msg->peer_key.
+ */
+int xport_router_bind_curve(struct xport_ctx *ctx, const char *endpoint,
+                            const struct xport_curve *curve, struct xport **out,
+                            struct hx_diag *diag);
+int xport_dealer_connect_curve(struct xport_ctx *ctx, const char *endpoint, const char *identity,
+                               unsigned flags, const struct xport_curve *curve, struct xport **out,
+                               struct hx_diag *diag);
+
+/*
+ * A check of each message's sender on a ROUTER, run after its identity frame is read and
+ * before anything else is decoded: peer is its name, key its CURVE public key ("" on a plain
+ * socket). Return 0 to accept, or nonzero with a reason in why (n bytes): the message is then
+ * dropped, counted in xport_stats.refused and logged (rate-limited like malformed drops).
+ * Runs on the thread calling xport_recv. fn == NULL removes the check.
+ */
+typedef int (*xport_peer_check_fn)(void *arg, const char *peer, const char *key, char *why,
+                                   size_t n);
+void xport_set_peer_check(struct xport *x, xport_peer_check_fn fn, void *arg);
+
+/* For xsec.c only: the ZeroMQ context, and zmq_socket_monitor(x's socket, endpoint, events). */
+void *xport_ctx_zmq(struct xport_ctx *ctx);
+int xport_monitor(struct xport *x, const char *endpoint, int events, struct hx_diag *diag);
+
 /* Close the socket (pending outgoing messages are dropped after 100 ms). NULL is fine. */
 void xport_free(struct xport *x);
 
@@ -108,11 +148,12 @@ int xport_send_raw(struct xport *x, const void *const *frames, const size_t *len
 /* A received, validated message. */
 struct xport_msg {
     struct proto_header hdr;
-    union proto_body body;         /* decoded iff proto_type_has_body(hdr.type) */
-    char peer[PROTO_NAME_MAX + 1]; /* sender's identity on a ROUTER; "" on a DEALER */
-    const void *payload;           /* zero-copy; valid until xport_msg_release */
-    size_t payload_len;            /* == hdr.payload_bytes */
-    void *frame_;                  /* private: the payload frame */
+    union proto_body body;                  /* decoded iff proto_type_has_body(hdr.type) */
+    char peer[PROTO_NAME_MAX + 1];          /* sender's identity on a ROUTER; "" on a DEALER */
+    char peer_key[PROTO_CURVE_KEY_LEN + 1]; /* sender's CURVE key on a CURVE ROUTER, else "" */
+    const void *payload;                    /* zero-copy; valid until xport_msg_release */
+    size_t payload_len;                     /* == hdr.payload_bytes */
+    void *frame_;                           /* private: the payload frame */
 };
 
 /*
@@ -135,10 +176,30 @@ void xport_msg_release(struct xport_msg *m);
 int xport_poll(struct xport *const *xs, size_t n, int timeout_ms, unsigned char *readable,
                struct hx_diag *diag);
 
+/*
+ * Link shaping (tests and benches only; runtime/shape.h, docs/serving.md "Link shaping").
+ * Tell x which node it belongs to: `self` is a node name or "coordinator"; on a DEALER,
+ * `peer` names the one node at the other end (a worker's control DEALER: "coordinator"); on
+ * a ROUTER it must be NULL (senders are named by their identities). When HELIX_LINK_SHAPE
+ * names a file (read once per process), each message on a link PEER -> self that the file
+ * shapes is held until it is due: xport_recv returns it and xport_poll reports x readable
+ * only then. Unset: nothing changes. Call before receiving on x (held messages are dropped).
+ * Returns 0, HX_EINVAL (bad names, or peer given on a ROUTER / missing on a DEALER), or the
+ * file's error (HX_EIO, HX_EPARSE; diag names FILE:LINE:FIELD): the caller must then fail,
+ * never run unshaped.
+ */
+int xport_set_self(struct xport *x, const char *self, const char *peer, struct hx_diag *diag);
+
+struct xport_shape;
+/* As xport_set_self with an explicit table (borrowed: must outlive x; NULL: no shaping). */
+int xport_set_shape(struct xport *x, const struct xport_shape *table, const char *self,
+                    const char *peer, struct hx_diag *diag);
+
 struct xport_stats {
     uint64_t sent;       /* messages sent */
     uint64_t received;   /* valid messages returned by xport_recv */
     uint64_t dropped;    /* malformed messages dropped */
+    uint64_t refused;    /* messages the peer check refused (xport_set_peer_check) */
     char last_drop[256]; /* why the last one was dropped */
 };
 

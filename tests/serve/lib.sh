@@ -4,7 +4,8 @@
 #                                  $WORK, starts `helix serve` and one `helix worker` per node
 #                                  (ports: random free ones on 127.0.0.1), waits for /health.
 # worker_start NAME                (re)starts the worker NAME; its pid goes into $WORK/pid.NAME
-#                                  ($WORKER_EXTRA: more `helix worker` options, e.g. --device)
+#                                  ($WORKER_EXTRA: more `helix worker` options, e.g. --device;
+#                                  $WORKER_KEYDIR: pass --key-file $WORKER_KEYDIR/NAME.key)
 # Every process started here is recorded in $WORK/pids and killed (by pid) on exit.
 set -u
 HELIX=${HELIX:-build/debug/helix}
@@ -94,7 +95,8 @@ serve_start() {
 
 worker_start() {
     HX_LOG=${HX_LOG:-info} "$HELIX" worker --coordinator "$COORD" --name "$1" --threads 1 \
-        --kv-bytes 8000000 ${WORKER_EXTRA:-} >> "$WORK/worker.$1.log" 2>&1 &
+        --kv-bytes 8000000 ${WORKER_EXTRA:-} ${WORKER_KEYDIR:+--key-file "$WORKER_KEYDIR/$1.key"} \
+        >> "$WORK/worker.$1.log" 2>&1 &
     echo $! >> "$WORK/pids"
     echo $! > "$WORK/pid.$1"
 }

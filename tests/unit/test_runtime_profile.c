@@ -231,3 +231,59 @@ TEST(runtime_profile_memory_cap)
     ASSERT(strstr(d.msg, "memory cap") != NULL);
     rm_rf(dir);
 }
+
+/* The weight format: under the same memory cap a q4_0 layer of the bundled model (0.40 MB
+ * against bf16's 1.41) leaves room for more layers and, at each k, (bf16 - q4_0 layer bytes) /
+ * block bytes more KV blocks; the profile records the format and its layer bytes, and the
+ * planner reads them back. */
+TEST(runtime_profile_weight_format_packs_layers)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/hx_profw_XXXXXX");
+    ASSERT(mkdtemp(dir) != NULL);
+    struct hx_diag d;
+    struct rt_profile_opts o;
+    memset(&o, 0, sizeof(o));
+    o.model_dir = MODEL;
+    o.threads = 1;
+    o.max_seconds = 0.3;
+    o.type = "node24m";
+    o.mem_bytes = 24u << 20;
+    struct rt_prof *pb = NULL, *pq = NULL;
+    ASSERT_MSG(rt_profile_measure(&o, &pb, &d) == 0, "%s", d.msg);
+    o.weights = "q4_0";
+    ASSERT_MSG(rt_profile_measure(&o, &pq, &d) == 0, "%s", d.msg);
+    ASSERT_STR_EQ(pb->weight_format, "bf16");
+    ASSERT_STR_EQ(pq->weight_format, "q4_0");
+    ASSERT_STR_EQ(pq->name, "kjv-llama-6m-q4_0");
+    /* 704512 matrix elements a layer: 2 bytes each, or 18 bytes per 32; norms 2 x 256 bf16 */
+    ASSERT_DBL_NEAR(pb->layer_bytes, 704512.0 * 2 + 1024, 0);
+    ASSERT_DBL_NEAR(pq->layer_bytes, 704512.0 / 32 * 18 + 1024, 0);
+    ASSERT(pb->types[0].max_layers < 6); /* the cap binds for bf16 */
+    ASSERT(pq->types[0].max_layers > pb->types[0].max_layers);
+    double bb = 2.0 * 2 * 32 * 4 * 16; /* f32 K and V of one layer, 16 tokens */
+    double more = (pb->layer_bytes - pq->layer_bytes) / bb;
+    for (int k = 1; k <= pb->types[0].max_layers; k++) {
+        double got = pq->types[0].kv_blocks[k - 1] - pb->types[0].kv_blocks[k - 1];
+        ASSERT_MSG(fabs(got - more) < 1.0, "k=%d: %g more blocks, want %g", k, got, more);
+    }
+    char ini[512];
+    ASSERT_MSG(rt_profile_write(pq, dir, ini, sizeof(ini), &d) == 0, "%s", d.msg);
+    ASSERT_CONTAINS(ini, "kjv-llama-6m-q4_0.ini");
+    struct model_profile *m = NULL;
+    ASSERT_MSG(model_profile_read_file(ini, &m, &d) == 0, "%s", d.msg);
+    ASSERT_DBL_NEAR(m->layer_bytes, pq->layer_bytes, 0);
+    FILE *f = fopen(ini, "r");
+    char text[4096] = {0};
+    ASSERT(fread(text, 1, sizeof(text) - 1, f) > 0);
+    fclose(f);
+    ASSERT_CONTAINS(text, "weight_format = q4_0");
+    /* a profile of another format is not merged into */
+    o.weights = NULL;
+    ASSERT_EQ(rt_profile_measure(&o, &pq, &d), HX_EINVAL);
+    ASSERT_CONTAINS(d.msg, "q4_0 weights, not bf16");
+    model_profile_free(m);
+    rt_profile_free(pb);
+    rt_profile_free(pq);
+    rm_rf(dir);
+}

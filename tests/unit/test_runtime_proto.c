@@ -208,7 +208,10 @@ TEST(runtime_proto_control_roundtrip_every_type)
     b.reg.threads = 16;
     b.reg.kv_bytes = 40ull << 30;
     b.reg.mem_bytes = 80ull << 30;
+    snprintf(b.reg.curve_key, sizeof(b.reg.curve_key),
+             "rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7");
     control_roundtrip(PROTO_TYPE_REGISTER, &b, 0, &o);
+    ASSERT_STR_EQ(o.reg.curve_key, b.reg.curve_key);
     ASSERT_STR_EQ(o.reg.name, b.reg.name);
     ASSERT_STR_EQ(o.reg.token, b.reg.token);
     ASSERT_STR_EQ(o.reg.backend, "cuda");
@@ -232,7 +235,9 @@ TEST(runtime_proto_control_roundtrip_every_type)
     ASSERT_STR_EQ(o.reject.message, b.reject.message);
 
     struct proto_peer peers[3] = {
-        {"w0", "tcp://h0:6000", 0}, {"w1", "tcp://h1:6000", 1}, {"w2.x", "ipc:///tmp/w2", 2}};
+        {"w0", "tcp://h0:6000", 0, ""},
+        {"w1", "tcp://h1:6000", 1, "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"},
+        {"w2.x", "ipc:///tmp/w2", 2, ""}};
     memset(&b, 0, sizeof(b));
     b.assign.node = 1;
     b.assign.layer_start = 10;
@@ -251,6 +256,7 @@ TEST(runtime_proto_control_roundtrip_every_type)
         ASSERT_STR_EQ(o.assign.peers[i].name, peers[i].name);
         ASSERT_STR_EQ(o.assign.peers[i].endpoint, peers[i].endpoint);
         ASSERT_EQ(o.assign.peers[i].node, peers[i].node);
+        ASSERT_STR_EQ(o.assign.peers[i].curve_key, peers[i].curve_key);
     }
     proto_body_release(PROTO_TYPE_ASSIGN, &o);
     ASSERT(o.assign.peers == NULL);
@@ -275,7 +281,15 @@ TEST(runtime_proto_control_roundtrip_every_type)
     b.heartbeat.n_active = 17;
     b.heartbeat.kv_used_bytes = 1ull << 40;
     b.heartbeat.kv_total_bytes = (1ull << 41) + 3;
+    b.heartbeat.refused_handshakes = 1;
+    b.heartbeat.refused_keys = 2;
+    b.heartbeat.refused_messages = 3;
+    b.heartbeat.dropped_malformed = 1ull << 50;
     control_roundtrip(PROTO_TYPE_HEARTBEAT, &b, 0, &o);
+    ASSERT_EQ(o.heartbeat.refused_handshakes, 1);
+    ASSERT_EQ(o.heartbeat.refused_keys, 2);
+    ASSERT_EQ(o.heartbeat.refused_messages, 3);
+    ASSERT_EQ(o.heartbeat.dropped_malformed, 1ull << 50);
     ASSERT_EQ(o.heartbeat.time_us, -5);
     ASSERT_EQ(o.heartbeat.n_active, 17);
     ASSERT_EQ(o.heartbeat.kv_total_bytes, (1ull << 41) + 3);
@@ -334,8 +348,11 @@ TEST(runtime_proto_header_malformed_bytes)
     b[0] ^= 1;
     expect_bad_bytes(b, PROTO_HEADER_BYTES, "magic");
     memcpy(b, ok, sizeof(b));
-    b[4] = 2;
-    expect_bad_bytes(b, PROTO_HEADER_BYTES, "version 2");
+    b[4] = 1; /* a peer of before CURVE keys */
+    expect_bad_bytes(b, PROTO_HEADER_BYTES, "version 1");
+    memcpy(b, ok, sizeof(b));
+    b[4] = 3;
+    expect_bad_bytes(b, PROTO_HEADER_BYTES, "version 3");
     memcpy(b, ok, sizeof(b));
     b[6] = 0;
     expect_bad_bytes(b, PROTO_HEADER_BYTES, "unknown message type 0");
@@ -544,6 +561,7 @@ static void bb_reg(struct bb *w, const char *name, size_t name_len, const char *
     bb_u32(w, threads);
     bb_u64(w, 1);
     bb_u64(w, 2);
+    bb_str(w, "", 0); /* curve_key: plain mode */
 }
 
 static void expect_bad_body(int type, const struct bb *w, const char *needle)
@@ -617,6 +635,7 @@ TEST(runtime_proto_body_malformed)
         bb_str(&w, "p", 1);
         bb_str(&w, "e", 1);
         bb_u32(&w, 0);
+        bb_str(&w, "", 0);
     }
     expect_bad_body(PROTO_TYPE_ASSIGN, &w, "peers do not fit");
     w.n = at_count;
@@ -624,9 +643,11 @@ TEST(runtime_proto_body_malformed)
     bb_str(&w, "p", 1);
     bb_str(&w, "e", 1);
     bb_u32(&w, 0);
+    bb_str(&w, "", 0);
     bb_str(&w, "bad name", 8);
     bb_str(&w, "e", 1);
     bb_u32(&w, 0);
+    bb_str(&w, "", 0);
     expect_bad_body(PROTO_TYPE_ASSIGN, &w, "peer.name");
     /* Layer range outside the model, and an empty model. */
     w.n = 0;
@@ -789,6 +810,9 @@ static void bb_hb(struct bb *w, const char *dev, size_t dev_len)
     bb_u32(w, 1);
     bb_u64(w, 100);
     bb_u64(w, 200);
+    for (int i = 0; i < 4; i++) {
+        bb_u64(w, (uint64_t)i); /* refusal counters */
+    }
     if (dev) {
         bb_str(w, dev, dev_len);
     }
@@ -847,12 +871,12 @@ TEST(runtime_proto_device_field_roundtrip_and_old_bodies)
     snprintf(b.heartbeat.device, sizeof(b.heartbeat.device), "cpu");
     strbuf_init(&sb);
     ASSERT_OK(proto_body_encode(PROTO_TYPE_HEARTBEAT, &b, &sb, NULL));
-    ASSERT_EQ(sb.len, 28 + 2 + 3);
+    ASSERT_EQ(sb.len, 60 + 2 + 3); /* v2: 4 counters (32 bytes) after kv_total_bytes */
     ASSERT_OK(proto_body_decode(PROTO_TYPE_HEARTBEAT, sb.buf, sb.len, &o, NULL));
     ASSERT_STR_EQ(o.heartbeat.device, "cpu");
     ASSERT_EQ(o.heartbeat.n_active, 3);
     ASSERT_EQ(o.heartbeat.time_us, -5);
-    ASSERT_OK(proto_body_decode(PROTO_TYPE_HEARTBEAT, sb.buf, 28, &o, NULL));
+    ASSERT_OK(proto_body_decode(PROTO_TYPE_HEARTBEAT, sb.buf, 60, &o, NULL));
     ASSERT_STR_EQ(o.heartbeat.device, "");
     strbuf_release(&sb);
 
@@ -899,7 +923,7 @@ TEST(runtime_proto_device_field_malformed)
     w.b[w.n++] = 3;
     expect_bad_body(PROTO_TYPE_REGISTER, &w, "trailing");
     bb_hb(&w, "cpu", 3);
-    w.b[28] = 9; /* claims 9 bytes, has 3 */
+    w.b[60] = 9; /* claims 9 bytes, has 3 */
     expect_bad_body(PROTO_TYPE_HEARTBEAT, &w, "truncated at device");
     bb_hb(&w, "cpu", 3);
     w.b[w.n++] = 0;
@@ -933,4 +957,48 @@ TEST(runtime_proto_device_field_malformed)
     ASSERT_CONTAINS(d.msg, "HEARTBEAT.device");
     ASSERT_EQ(sb.len, 0);
     strbuf_release(&sb);
+}
+
+TEST(runtime_proto_curve_key_fields)
+{
+    /* REGISTER: a key of 40 Z85 characters, or empty (plain mode); nothing else */
+    struct bb w;
+    union proto_body o;
+    const char *key = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    bb_reg(&w, "w1", 2, "tok", 4);
+    w.n -= 2;
+    bb_str(&w, key, 40);
+    ASSERT_OK(proto_body_decode(PROTO_TYPE_REGISTER, w.b, w.n, &o, NULL));
+    ASSERT_STR_EQ(o.reg.curve_key, key);
+    w.n -= 42;
+    bb_str(&w, key, 39);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "not a Z85 CURVE key");
+    w.n -= 41;
+    bb_str(&w, "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{h\\\"", 40);
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "curve_key of 40 bytes is not a Z85 CURVE key");
+    w.n -= 42;
+    bb_str(&w, "#####w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID", 40); /* a group past 2^32 */
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "not a Z85 CURVE key");
+    /* a body of version 1 (no key field) is truncated now */
+    bb_reg(&w, "w1", 2, "tok", 4);
+    w.n -= 2;
+    expect_bad_body(PROTO_TYPE_REGISTER, &w, "truncated at curve_key");
+    /* the encoder refuses a bad key too, naming the field */
+    union proto_body b;
+    memset(&b, 0, sizeof(b));
+    b.assign.layer_start = 0;
+    b.assign.layer_end = 1;
+    b.assign.n_layers = 1;
+    snprintf(b.assign.model, sizeof(b.assign.model), "m");
+    struct proto_peer p = {"w", "tcp://h:1", 0, "short"};
+    b.assign.n_peers = 1;
+    b.assign.peers = &p;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    struct hx_diag d = {0};
+    ASSERT_ERR(proto_body_encode(PROTO_TYPE_ASSIGN, &b, &sb, &d), HX_EPROTO);
+    ASSERT_CONTAINS(d.msg, "ASSIGN.peer.curve_key");
+    ASSERT_EQ(sb.len, 0);
+    strbuf_release(&sb);
+    ASSERT(proto_curve_key_ok(key));
 }
