@@ -101,6 +101,9 @@ deps:
 
 build: $(HELIX) $(RUNNER)
 
+# The dashboard page is assembled into its object (.incbin): rebuild it when the page changes.
+$(BUILD)/obj/src/api/dashboard.o build/fuzz/obj/src/api/dashboard.o: src/api/dashboard.html
+
 # Warnings-as-conversion checks are on, per directory, where numeric narrowing bites.
 $(BUILD)/obj/src/engine/%.o: CFLAGS += -Wconversion -Wno-sign-conversion
 $(BUILD)/obj/src/runtime/proto.o: CFLAGS += -Wconversion -Wno-sign-conversion

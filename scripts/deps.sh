@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make pkg-config coinor-libcbc-dev libglpk-dev libzmq3-dev libmicrohttpd-dev \
 libcjson-dev libinih-dev libopenblas-dev clang libclang-rt-14-dev clang-format cppcheck \
-gnuplot-nox curl"
+gnuplot-nox curl jq chromium"
 
 missing=""
 for p in $PKGS; do

@@ -2,13 +2,14 @@
  * api.h - helix's OpenAI-compatible HTTP front end (libmicrohttpd + cJSON).
  *
  * Routes: POST /v1/completions, POST /v1/chat/completions (SSE streaming or not), GET
- * /v1/models, GET /health, GET /metrics (Prometheus text). docs/api.md documents fields and
- * errors. The server knows nothing about models or workers: the coordinator plugs in through
- * struct api_backend_ops, and produces each request's output into a struct api_stream, a
- * thread-safe queue of token text pieces ending in a finish reason or an error. The server
- * owns everything OpenAI-specific: request validation, chat rendering (via the backend's
- * template), stop sequences, max_tokens, UTF-8 repair of split tokens, the exact JSON and SSE
- * chunk shapes, usage counts, errors and metrics.
+ * /v1/models, GET /health, GET /metrics (Prometheus text), GET /v1/cluster (the backend's
+ * cluster view as JSON) and GET /dashboard (also GET /: a self-contained page that draws it).
+ * docs/api.md documents fields and errors. The server knows nothing about models or workers: the
+ * coordinator plugs in through struct api_backend_ops, and produces each request's output into a
+ * struct api_stream, a thread-safe queue of token text pieces ending in a finish reason or an
+ * error. The server owns everything OpenAI-specific: request validation, chat rendering (via the
+ * backend's template), stop sequences, max_tokens, UTF-8 repair of split tokens, the exact JSON and
+ * SSE chunk shapes, usage counts, errors and metrics.
  *
  * Threading: the server runs MHD with one thread per connection (see docs/api.md), so a
  * streaming response may wait for tokens without blocking other clients; every wait is sliced
@@ -156,7 +157,13 @@ struct api_backend_ops {
     int (*health)(void *ctx, struct hx_diag *diag);
     /* Optional. Append backend metrics in Prometheus text format to /metrics. */
     void (*metrics)(void *ctx, struct strbuf *out);
+    /* Optional. Append the cluster view as one JSON object to GET /v1/cluster (NULL: that route
+     * answers 404). The dashboard (GET /dashboard) draws it. */
+    void (*cluster)(void *ctx, struct strbuf *out);
 };
+
+/* The dashboard page (src/api/dashboard.html, built in): n bytes, NUL-terminated. */
+const char *api_dashboard_page(size_t *n);
 
 /* ---- the server ------------------------------------------------------------------------- */
 

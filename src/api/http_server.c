@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,21 @@
 
 #define SLICE_MS 100
 
-enum route { R_COMPLETIONS, R_CHAT, R_MODELS, R_HEALTH, R_METRICS, R_OTHER, N_ROUTES };
+enum route {
+    R_COMPLETIONS,
+    R_CHAT,
+    R_MODELS,
+    R_HEALTH,
+    R_METRICS,
+    R_CLUSTER,
+    R_DASHBOARD,
+    R_OTHER,
+    N_ROUTES
+};
 
 static const char *const route_paths[N_ROUTES] = {
-    "/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics", "other",
+    "/v1/completions", "/v1/chat/completions", "/v1/models", "/health",
+    "/metrics",        "/v1/cluster",          "/dashboard", "other",
 };
 
 static const int metric_codes[] = {200, 400, 401, 404, 405, 413, 500, 503};
@@ -163,10 +175,18 @@ static int ct_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-static int authorized(struct api_server *s, struct MHD_Connection *mc)
+static int authorized(struct api_server *s, struct MHD_Connection *mc, enum route r)
 {
     if (!s->api_key) {
         return 1;
+    }
+    if (r == R_DASHBOARD || r == R_CLUSTER) {
+        /* a browser cannot send a header on navigation: the page takes ?key= and its script
+         * sends the key as a Bearer header on every /v1/cluster fetch */
+        const char *q = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "key");
+        if (q && ct_equal(s->api_key, q)) {
+            return 1;
+        }
     }
     const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
@@ -516,10 +536,59 @@ static enum MHD_Result handle_metrics(struct MHD_Connection *mc, struct api_serv
     return ret;
 }
 
+static enum MHD_Result handle_cluster(struct MHD_Connection *mc, struct api_server *s)
+{
+    if (!s->ops->cluster) {
+        struct api_error e;
+        api_error_set(&e, 404, "invalid_request_error", NULL, "no_cluster",
+                      "this server has no cluster view (its backend is not a coordinator)");
+        return respond_error(mc, s, R_CLUSTER, &e, NULL);
+    }
+    struct strbuf sb;
+    strbuf_init(&sb);
+    s->ops->cluster(s->ctx, &sb);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sb.len, sb.buf, MHD_RESPMEM_MUST_COPY);
+    strbuf_release(&sb);
+    if (!resp) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    count_request(s, R_CLUSTER, 200);
+    return ret;
+}
+
+static enum MHD_Result handle_dashboard(struct MHD_Connection *mc, struct api_server *s)
+{
+    size_t n = 0;
+    const char *page = api_dashboard_page(&n);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(n, (void *)(uintptr_t)page, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* everything the page needs is in it: no other origin may serve it anything */
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'unsafe-inline'; style-src "
+                            "'unsafe-inline'; img-src 'self' data:");
+    enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    count_request(s, R_DASHBOARD, 200);
+    return ret;
+}
+
 /* ---- MHD callbacks --------------------------------------------------------------------- */
 
 static enum route route_of(const char *url)
 {
+    if (strcmp(url, "/") == 0) {
+        return R_DASHBOARD;
+    }
     for (int r = 0; r < R_OTHER; r++) {
         if (strcmp(url, route_paths[r]) == 0) {
             return (enum route)r;
@@ -536,7 +605,8 @@ static enum MHD_Result first_call(struct MHD_Connection *mc, struct api_server *
     if (c->route == R_OTHER) {
         api_error_set(&e, 404, "invalid_request_error", NULL, "unknown_url",
                       "Unknown request URL. Routes: POST /v1/completions, POST "
-                      "/v1/chat/completions, GET /v1/models, GET /health, GET /metrics");
+                      "/v1/chat/completions, GET /v1/models, GET /health, GET /metrics, GET "
+                      "/v1/cluster, GET /dashboard");
         return respond_error(mc, s, c->route, &e, NULL);
     }
     int is_post = c->route == R_COMPLETIONS || c->route == R_CHAT;
@@ -548,10 +618,13 @@ static enum MHD_Result first_call(struct MHD_Connection *mc, struct api_server *
                       is_post ? "POST" : "GET");
         return respond_error(mc, s, c->route, &e, is_post ? "POST" : "GET, HEAD");
     }
-    if ((c->route == R_COMPLETIONS || c->route == R_CHAT || c->route == R_MODELS) &&
-        !authorized(s, mc)) {
+    if ((c->route == R_COMPLETIONS || c->route == R_CHAT || c->route == R_MODELS ||
+         c->route == R_CLUSTER || c->route == R_DASHBOARD) &&
+        !authorized(s, mc, c->route)) {
         api_error_set(&e, 401, "invalid_request_error", NULL, "invalid_api_key",
-                      "Incorrect or missing API key: send 'Authorization: Bearer <key>'");
+                      c->route == R_DASHBOARD
+                          ? "Incorrect or missing API key: open /dashboard?key=<key>"
+                          : "Incorrect or missing API key: send 'Authorization: Bearer <key>'");
         return respond_error(mc, s, c->route, &e, NULL);
     }
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
@@ -636,6 +709,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
         return handle_health(mc, s);
     case R_METRICS:
         return handle_metrics(mc, s);
+    case R_CLUSTER:
+        return handle_cluster(mc, s);
+    case R_DASHBOARD:
+        return handle_dashboard(mc, s);
     default:
         return MHD_NO;
     }

@@ -188,6 +188,7 @@ static void print_ready(const char *url, void *user)
     const struct ready_info *ri = user;
     printf("\nhelix is serving %s on a local heterogeneous cluster.\n", ri->model);
     printf("  OpenAI API:  %s/v1   (metrics: %s/metrics)\n", url, url);
+    printf("  dashboard:   %s/dashboard   (the cluster live: placement, flow, bottleneck)\n", url);
     printf("  try:\n    curl -s %s/v1/completions -H 'Content-Type: application/json' "
            "-d '{\"model\": \"%s\", \"prompt\": \"In the beginning\", \"max_tokens\": 32, "
            "\"temperature\": 0}'\n",

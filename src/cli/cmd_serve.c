@@ -108,7 +108,13 @@ static void be_metrics(void *ctx, struct strbuf *out)
     coord_metrics(ctx, out);
 }
 
-static const struct api_backend_ops g_ops = {be_submit, NULL, NULL, be_health, be_metrics};
+static void be_cluster(void *ctx, struct strbuf *out)
+{
+    coord_cluster_json(ctx, out);
+}
+
+static const struct api_backend_ops g_ops = {be_submit, NULL,       NULL,
+                                             be_health, be_metrics, be_cluster};
 
 static int split_host_port(const char *listen, char *host, size_t hn, uint16_t *port)
 {
@@ -210,7 +216,8 @@ static void usage(FILE *f)
 static void print_url(const char *url, void *user)
 {
     (void)user;
-    printf("helix serve: all workers ready; OpenAI API on %s/v1\n", url);
+    printf("helix serve: all workers ready; OpenAI API on %s/v1, dashboard on %s/dashboard\n", url,
+           url);
     fflush(stdout);
 }
 

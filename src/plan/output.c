@@ -2,7 +2,10 @@
  * output.c - renderers for `helix plan`'s outputs: plan.json (cJSON) and placement.svg
  * (hand-written SVG: the layer axis, one bar per node coloured by GPU type, flow-carrying
  * links as curves whose width is proportional to their flow, source on the left, sink on the
- * right). Pure: both render into a strbuf; the CLI writes the files.
+ * right, the min cut's nodes and links outlined in red). The serving dashboard
+ * (src/api/dashboard.html) draws a live cluster with the same geometry, palette, row order
+ * and bottleneck marking, so a plan and the cluster serving it look alike. Pure: both render
+ * into a strbuf; the CLI writes the files.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -110,6 +113,8 @@ int plan_render_json(const struct plan_problem *p, const struct plan_result *r, 
     return HX_OK;
 }
 
+#define BOTTLENECK "#b00020" /* the min cut, as on the dashboard */
+
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
                                       "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
@@ -196,10 +201,11 @@ int plan_render_svg(const struct plan_problem *p, const struct plan_result *r, s
             types[nt++] = p->cluster->nodes[i].type;
         }
     }
+    /* the dashboard's geometry (src/api/dashboard.html drawGraph) below the title and legend */
     double W = 1400.0;
-    double x0 = 190.0;
+    double x0 = 260.0;
     double x1 = W - 110.0;
-    double rowh = n > 60 ? 12.0 : 24.0;
+    double rowh = n > 40 ? 16.0 : 28.0;
     double y0 = 90.0;
     double H = y0 + rowh * n + 70.0;
     double sx = (x1 - x0) / L;
@@ -230,8 +236,14 @@ int plan_render_svg(const struct plan_problem *p, const struct plan_result *r, s
         lx += 30 + 9.0 * (double)strlen(types[t]);
     }
     strbuf_addf(out,
-                "<text x=\"%.0f\" y=\"52\" font-size=\"13\">link width is proportional to flow"
-                " (max %.1f tokens/s)</text>\n",
+                "<rect x=\"%.0f\" y=\"40\" width=\"14\" height=\"14\" fill=\"white\" "
+                "stroke=\"%s\" stroke-width=\"3\"/><text x=\"%.0f\" y=\"52\" "
+                "font-size=\"13\">bottleneck (min cut)</text>\n",
+                lx, BOTTLENECK, lx + 20);
+    lx += 170;
+    strbuf_addf(out,
+                "<text x=\"%.0f\" y=\"52\" font-size=\"13\">grey curves: planned flow, width "
+                "proportional to it (max %.1f tokens/s)</text>\n",
                 lx + 20, maxf);
     /* layer axis with grid */
     double ya = y0 - 12;
@@ -273,24 +285,46 @@ int plan_render_svg(const struct plan_problem *p, const struct plan_result *r, s
                 fl = rep.nodes[a].flow;
             }
         }
-        strbuf_addf(out, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%d\" text-anchor=\"end\">",
-                    x0 - 70, y + rowh * 0.7, rowh > 14 ? 12 : 9);
-        strbuf_addf(out, "node %d (", i);
-        xml_escape(out, p->cluster->nodes[i].type);
-        strbuf_adds(out, ")</text>\n");
+        double cap = 0.0;
+        int cut = 0;
+        for (int a = 0; a < rep.n_nodes; a++) {
+            if (rep.nodes[a].node == i) {
+                cap = rep.nodes[a].capacity;
+                cut = rep.nodes[a].in_cut;
+            }
+        }
+        if (rowh > 20) {
+            strbuf_addf(out,
+                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\" "
+                        "font-weight=\"bold\">node %d (",
+                        x0 - 70, y + 12, i);
+            xml_escape(out, p->cluster->nodes[i].type);
+            strbuf_addf(out,
+                        ")</text>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+                        "text-anchor=\"end\" fill=\"%s\">flow %.1f of %.1f tok/s%s</text>\n",
+                        x0 - 70, y + 24, cut ? BOTTLENECK : "#555", fl, cap, cut ? " (cut)" : "");
+        } else {
+            strbuf_addf(out,
+                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
+                        "fill=\"%s\">node %d (",
+                        x0 - 70, y + rowh * 0.72, cut ? BOTTLENECK : "#222", i);
+            xml_escape(out, p->cluster->nodes[i].type);
+            strbuf_addf(out, ") %.1f tok/s</text>\n", fl);
+        }
         if (ln->n_layers > 0) {
             strbuf_addf(out,
                         "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
-                        "opacity=\"%s\" stroke=\"#222\" stroke-width=\"0.5\"><title>node %d "
-                        "layers %d-%d, flow %.1f</title></rect>\n",
+                        "opacity=\"%s\" stroke=\"%s\" stroke-width=\"%s\"><title>node %d "
+                        "layers %d-%d, flow %.1f of %.1f%s</title></rect>\n",
                         x0 + ln->start * sx, y + 2, ln->n_layers * sx, rowh - 4, palette[t % 10],
-                        fl > 1e-9 ? "0.9" : "0.35", i, ln->start, ln->start + ln->n_layers - 1, fl);
-            if (rowh > 14) {
-                strbuf_addf(out,
-                            "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"white\">"
-                            "%d</text>\n",
-                            x0 + ln->start * sx + 3, y + rowh * 0.68, ln->n_layers);
-            }
+                        fl > 1e-9 ? "0.9" : "0.35", cut ? BOTTLENECK : "#222", cut ? "3" : "0.5", i,
+                        ln->start, ln->start + ln->n_layers - 1, fl, cap,
+                        cut ? ", bottleneck" : "");
+            strbuf_addf(out,
+                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%d\" fill=\"white\">"
+                        "[%d, %d)</text>\n",
+                        x0 + ln->start * sx + 4, y + rowh * 0.68, rowh > 20 ? 11 : 9, ln->start,
+                        ln->start + ln->n_layers);
         } else {
             strbuf_addf(out,
                         "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#999\">unused"
@@ -327,9 +361,12 @@ int plan_render_svg(const struct plan_problem *p, const struct plan_result *r, s
         double dx = fmax(12.0, fabs(xb - xa) / 2);
         strbuf_addf(out,
                     "<path d=\"M%.1f %.1f C%.1f %.1f %.1f %.1f %.1f %.1f\" fill=\"none\" "
-                    "stroke=\"#c0392b\" stroke-opacity=\"0.55\" stroke-width=\"%.2f\">"
-                    "<title>%d -> %d: %.1f tokens/s</title></path>\n",
-                    xa, ya2, xa + dx, ya2, xb - dx, yb, xb, yb, w, lk->from, lk->to, lk->flow);
+                    "stroke=\"%s\" stroke-opacity=\"0.4\" stroke-dasharray=\"%s\" "
+                    "stroke-width=\"%.2f\"><title>%d -> %d: planned %.1f tokens/s%s</title>"
+                    "</path>\n",
+                    xa, ya2, xa + dx, ya2, xb - dx, yb, xb, yb, lk->in_cut ? BOTTLENECK : "#999",
+                    lk->in_cut ? "6 3" : "none", w, lk->from, lk->to, lk->flow,
+                    lk->in_cut ? ", bottleneck" : "");
     }
     strbuf_addf(out,
                 "<text x=\"20\" y=\"%.1f\" font-size=\"12\" fill=\"#555\">%s connectivity; gap "

@@ -33,185 +33,11 @@
 #include "base/strbuf.h"
 #include "engine/engine.h"
 #include "engine/tokenizer.h"
+#include "runtime/coord_int.h"
 #include "runtime/proto.h"
 #include "runtime/xport.h"
 #include "runtime/xsec.h"
 #include "sched/sched.h"
-
-#define COORD_KV_BLOCK ENG_KV_BLOCK
-#define COORD_RETRY_MAX 8
-#define COORD_RETRY_DELAY_US 300000
-
-enum node_state {
-    NODE_WAITING = 0, /* never registered */
-    NODE_LOADING = 1, /* ASSIGN sent, waiting for READY */
-    NODE_READY = 2,
-    NODE_DEAD = 3,
-};
-
-static const char *node_state_name(int s)
-{
-    static const char *names[] = {"waiting", "loading", "ready", "dead"};
-    return s >= 0 && s <= 3 ? names[s] : "?";
-}
-
-struct cnode {
-    struct coord_node_spec spec;
-    int state;
-    char endpoint[PROTO_ENDPOINT_MAX + 1];
-    /* what the worker computes on, from REGISTER (updated by heartbeats) */
-    char backend[PROTO_BACKEND_MAX + 1];
-    char device[PROTO_DEVICE_MAX + 1];
-    uint64_t mem_cap_bytes; /* REGISTER.mem_bytes: the worker's --mem-bytes (0: none) */
-    /* CURVE: the key it registered with (its connection's key); "" in plain mode */
-    char curve_key[PROTO_CURVE_KEY_LEN + 1];
-    /* what the worker refused, from its heartbeats (struct proto_heartbeat) */
-    uint64_t hb_refused[4];
-    long kv_blocks_total;
-    long kv_blocks_used; /* reserved by admitted requests */
-    int n_active;
-    /* heartbeat telemetry */
-    uint32_t hb_active;
-    uint64_t hb_kv_used;
-    uint64_t hb_kv_total;
-    /* counters */
-    uint64_t tokens; /* tokens processed (prefill + decode) by this node */
-    uint64_t steps;  /* forward messages through this node */
-    uint64_t joins;
-    int64_t last_reject_us;
-    int64_t last_seen_us; /* last message from this worker */
-    double rate_tokens;   /* tokens/s over the last window */
-    uint64_t win_tokens;
-};
-
-/* Per directed link endpoint pair, as sched link index; counters for /metrics. */
-struct clink {
-    int from;
-    int to;
-    uint64_t bytes;
-    uint64_t tokens;
-    uint64_t win_bytes;
-    uint64_t win_tokens;
-    double rate_bytes;
-    double rate_tokens;
-};
-
-struct coord_stream {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int refs;
-    struct strbuf pending; /* produced, not yet read */
-    struct strbuf out;     /* handed to the reader by the last coord_stream_next */
-    int done;              /* 1 = DONE, 2 = ERROR */
-    int code;
-    char finish[16];
-    char err[512];
-    int prompt_tokens;
-    int completion_tokens;
-    int cancelled;
-};
-
-struct coord_hop {
-    int node;
-    int layer_start;
-    int layer_end;
-};
-
-enum req_state {
-    REQ_QUEUED = 0,
-    REQ_RUNNING = 1,
-    REQ_RETRY = 2, /* waiting until retry_at_us, then queued again */
-};
-
-struct creq {
-    uint64_t id;
-    uint64_t wire_id;
-    struct coord_stream *stream;
-    const struct coord_sink *sink;
-    void *sink_user;
-    int32_t *prompt;
-    int n_prompt;
-    int32_t *gen;
-    int n_gen;
-    int max_new;
-    float temperature;
-    float top_p;
-    uint64_t seed;
-    int n_stop;
-    char stop[RT_MAX_STOP][RT_STOP_MAX_BYTES + 1];
-    int ignore_eos;
-    int state;
-    int64_t retry_at_us;
-    int attempts;
-    int n_hops;
-    struct coord_hop hops[PROTO_MAX_HOPS];
-    int hop_link[PROTO_MAX_HOPS + 1]; /* sched link index of each hop, and into the sink */
-    long reserve_blocks;
-    uint32_t expect_seq; /* seq of the TOKEN we wait for */
-    int sent_tokens;     /* tokens in the forward message in flight */
-    int64_t sent_us;
-    struct eng_tok_stream *detok;
-    struct strbuf text;
-    size_t emitted;
-};
-
-struct coord {
-    struct coord_opts o;
-    struct cnode *nodes;
-    int n_nodes;
-    int n_layers;
-    int hidden;
-    int max_ctx;
-    int kv_dim;
-    int eos_id;
-    char model_name[128];
-    char *model_dir;
-    char *token;
-    struct eng_tok *tok;
-    struct xport_ctx *ctx;
-    struct xport *ctrl;
-    struct xport_live *live;
-    /* CURVE (docs/protocol.md §8): our key pair and the ZAP handler of the control socket */
-    int curve;
-    struct xsec_keypair kp;
-    struct xsec *sec;
-    struct xsec_peer *worker_keys; /* the keys file's set, or NULL: any key with the token */
-    int n_worker_keys;
-    uint64_t refused_messages; /* messages over a handshake whose key is not the node's */
-    struct sched *sched;
-    int n_links;
-    struct sched_link_desc *link_desc;
-    struct clink *links;
-    double *iwrr_load; /* per link: IWRR virtual load (reset when the flow is recomputed) */
-    struct sched_swarm *swarm;
-    int *swarm_n_out;  /* per sender (0 = source, 1 + i = node i) */
-    int **swarm_links; /* per sender: its out-links (link indices), link order */
-    uint64_t rng;
-    /* loop-owned */
-    struct creq **reqs;
-    int n_reqs;
-    int cap_reqs;
-    uint64_t next_wire;
-    int64_t win_start_us;
-    uint64_t completed;
-    uint64_t failed;
-    uint64_t rerouted;
-    uint64_t cancelled; /* the client went away, or the api stopped it (stop string, limit) */
-    /* shared with client threads, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct creq **inbox;
-    int n_inbox;
-    int cap_inbox;
-    int n_queued_shared;
-    int n_ready_shared;
-    int covered_shared;
-    uint64_t next_id;
-    int stopping;
-    struct strbuf metrics;
-    pthread_t thread;
-    int started;
-};
 
 /* ---- streams ----------------------------------------------------------------------------- */
 
@@ -953,6 +779,7 @@ static void node_down(struct coord *c, int i, const char *why)
     }
     log_warn("coordinator: node %s is down (%s)", n->spec.name, why);
     n->state = NODE_DEAD;
+    coord_view_event(c, n->spec.name, "down", "%s", why);
     xport_live_forget(c->live, n->spec.name);
     sched_sync(c);
     for (int k = 0; k < c->n_reqs; k++) {
@@ -1045,6 +872,7 @@ static void handle_register(struct coord *c, struct xport_msg *m)
     }
     if (rc != 0) {
         log_warn("coordinator: refused worker '%s': %s", m->peer, rej.message);
+        coord_view_event(c, m->peer, "refused", "%s", rej.message);
         proto_header_init(&h, PROTO_TYPE_REJECT);
         union proto_body b;
         memset(&b, 0, sizeof(b));
@@ -1076,6 +904,8 @@ static void handle_register(struct coord *c, struct xport_msg *m)
     send_ctrl(c, i, &h, &b);
     log_info("coordinator: worker %s registered (%s, %s), assigning layers [%d, %d)", n->spec.name,
              n->endpoint, n->device, n->spec.layer_start, n->spec.layer_end);
+    coord_view_event(c, n->spec.name, "register", "%s on %s, assigned layers [%d, %d)", n->endpoint,
+                     n->device, n->spec.layer_start, n->spec.layer_end);
     send_assign(c, i);
 }
 
@@ -1089,8 +919,11 @@ static void handle_ready(struct coord *c, int i, const struct proto_ready *rd)
     n->kv_blocks_used = 0;
     n->n_active = 0;
     n->state = NODE_READY;
+    n->ready_us = hx_clock_now_us();
     log_info("coordinator: worker %s ready: layers [%u, %u), %ld KV blocks", n->spec.name,
              rd->layer_start, rd->layer_end, n->kv_blocks_total);
+    coord_view_event(c, n->spec.name, "ready", "layers [%u, %u), %ld KV blocks", rd->layer_start,
+                     rd->layer_end, n->kv_blocks_total);
     /* every live worker (this one included) learns the new peer table */
     for (int k = 0; k < c->n_nodes; k++) {
         if (c->nodes[k].state == NODE_READY) {
@@ -1139,6 +972,7 @@ static void handle_token(struct coord *c, const struct xport_msg *m)
         return;
     }
     count_route(c, r, r->sent_tokens);
+    coord_view_token(c, r, hx_clock_now_us());
     if (c->swarm) {
         double dt = (double)(hx_clock_now_us() - r->sent_us) * 1e-6;
         int from = SCHED_SOURCE;
@@ -1308,176 +1142,6 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
 /* ---- metrics ----------------------------------------------------------------------------- */
 
 /* A Prometheus label value: backslash, double quote and newline escaped. */
-static void add_label_value(struct strbuf *sb, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"') {
-            strbuf_addc(sb, '\\');
-            strbuf_addc(sb, *s);
-        } else if (*s == '\n') {
-            strbuf_adds(sb, "\\n");
-        } else {
-            strbuf_addc(sb, *s);
-        }
-    }
-}
-
-static void metrics_render(struct coord *c)
-{
-    int64_t now = hx_clock_now_us();
-    double dt = (double)(now - c->win_start_us) * 1e-6;
-    if (dt >= 1.0) {
-        for (int i = 0; i < c->n_nodes; i++) {
-            struct cnode *n = &c->nodes[i];
-            n->rate_tokens = (double)(n->tokens - n->win_tokens) / dt;
-            n->win_tokens = n->tokens;
-        }
-        for (int i = 0; i < c->n_links; i++) {
-            struct clink *l = &c->links[i];
-            l->rate_bytes = (double)(l->bytes - l->win_bytes) / dt;
-            l->rate_tokens = (double)(l->tokens - l->win_tokens) / dt;
-            l->win_bytes = l->bytes;
-            l->win_tokens = l->tokens;
-        }
-        c->win_start_us = now;
-    }
-    struct strbuf sb;
-    strbuf_init(&sb);
-    int queued = 0;
-    int running = 0;
-    for (int i = 0; i < c->n_reqs; i++) {
-        if (c->reqs[i]->state == REQ_RUNNING) {
-            running++;
-        } else {
-            queued++;
-        }
-    }
-    strbuf_addf(&sb,
-                "# HELP helix_requests_queued Requests waiting for admission.\n"
-                "# TYPE helix_requests_queued gauge\nhelix_requests_queued %d\n",
-                queued);
-    strbuf_addf(&sb, "# TYPE helix_requests_running gauge\nhelix_requests_running %d\n", running);
-    strbuf_addf(&sb,
-                "# TYPE helix_requests_completed_total counter\n"
-                "helix_requests_completed_total %llu\n"
-                "# TYPE helix_requests_failed_total counter\nhelix_requests_failed_total %llu\n"
-                "# TYPE helix_requests_rerouted_total counter\n"
-                "helix_requests_rerouted_total %llu\n"
-                "# TYPE helix_requests_cancelled_total counter\n"
-                "helix_requests_cancelled_total %llu\n",
-                (unsigned long long)c->completed, (unsigned long long)c->failed,
-                (unsigned long long)c->rerouted, (unsigned long long)c->cancelled);
-    double fv = c->sched ? sched_flow_value(c->sched) : 0;
-    strbuf_addf(&sb,
-                "# HELP helix_planned_flow_tokens_per_second Max-flow of the live placement.\n"
-                "# TYPE helix_planned_flow_tokens_per_second gauge\n"
-                "helix_planned_flow_tokens_per_second %.6g\n",
-                fv);
-    strbuf_adds(&sb, "# TYPE helix_node_up gauge\n# TYPE helix_node_tokens_per_second gauge\n"
-                     "# TYPE helix_node_planned_tokens_per_second gauge\n"
-                     "# TYPE helix_node_tokens_total counter\n"
-                     "# TYPE helix_node_active_sequences gauge\n"
-                     "# TYPE helix_node_kv_used_bytes gauge\n"
-                     "# TYPE helix_node_kv_total_bytes gauge\n"
-                     "# TYPE helix_node_kv_reserved_blocks gauge\n");
-    for (int i = 0; i < c->n_nodes; i++) {
-        struct cnode *n = &c->nodes[i];
-        double planned = 0;
-        for (int k = 0; k < c->n_links && c->sched; k++) {
-            if (c->link_desc[k].to == i) {
-                planned += sched_link_flow(c->sched, k);
-            }
-        }
-        const char *nm = n->spec.name;
-        strbuf_addf(&sb, "helix_node_up{node=\"%s\",state=\"%s\"} %d\n", nm,
-                    node_state_name(n->state), n->state == NODE_READY);
-        strbuf_addf(&sb, "helix_node_tokens_per_second{node=\"%s\"} %.6g\n", nm, n->rate_tokens);
-        strbuf_addf(&sb, "helix_node_planned_tokens_per_second{node=\"%s\"} %.6g\n", nm, planned);
-        strbuf_addf(&sb, "helix_node_tokens_total{node=\"%s\"} %llu\n", nm,
-                    (unsigned long long)n->tokens);
-        strbuf_addf(&sb, "helix_node_active_sequences{node=\"%s\"} %u\n", nm, n->hb_active);
-        strbuf_addf(&sb, "helix_node_kv_used_bytes{node=\"%s\"} %llu\n", nm,
-                    (unsigned long long)n->hb_kv_used);
-        strbuf_addf(&sb, "helix_node_kv_total_bytes{node=\"%s\"} %llu\n", nm,
-                    (unsigned long long)n->hb_kv_total);
-        strbuf_addf(&sb, "helix_node_kv_reserved_blocks{node=\"%s\"} %ld\n", nm, n->kv_blocks_used);
-    }
-    strbuf_adds(&sb, "# HELP helix_node_info What each worker that registered computes on.\n"
-                     "# TYPE helix_node_info gauge\n"
-                     "# HELP helix_node_mem_cap_bytes The worker's --mem-bytes cap (0: none).\n"
-                     "# TYPE helix_node_mem_cap_bytes gauge\n");
-    for (int i = 0; i < c->n_nodes; i++) {
-        const struct cnode *n = &c->nodes[i];
-        if (!n->device[0]) {
-            continue; /* never registered */
-        }
-        strbuf_addf(&sb, "helix_node_info{node=\"%s\",backend=\"", n->spec.name);
-        add_label_value(&sb, n->backend);
-        strbuf_adds(&sb, "\",device=\"");
-        add_label_value(&sb, n->device);
-        strbuf_adds(&sb, "\"} 1\n");
-        strbuf_addf(&sb, "helix_node_mem_cap_bytes{node=\"%s\"} %llu\n", n->spec.name,
-                    (unsigned long long)n->mem_cap_bytes);
-    }
-    {
-        static const char *const reasons[4] = {"handshake", "key", "message", "malformed"};
-        uint64_t mine[4] = {0, 0, c->refused_messages, 0};
-        if (c->sec) {
-            struct xsec_stats ss;
-            xsec_stats_get(c->sec, &ss);
-            mine[0] = ss.refused_handshakes;
-            mine[1] = ss.refused_keys;
-        }
-        struct xport_stats xs;
-        xport_stats_get(c->ctrl, &xs);
-        mine[3] = xs.dropped;
-        strbuf_adds(&sb, "# HELP helix_refused_total Peers and messages refused, by where and why "
-                         "(handshake: failed CURVE handshake; key: key not admitted; message: "
-                         "sender's key not admitted for its name; malformed: bad frames).\n"
-                         "# TYPE helix_refused_total counter\n");
-        strbuf_addf(&sb, "helix_curve_enabled %d\n", c->curve);
-        for (int r = 0; r < 4; r++) {
-            strbuf_addf(&sb, "helix_refused_total{at=\"coordinator\",reason=\"%s\"} %llu\n",
-                        reasons[r], (unsigned long long)mine[r]);
-        }
-        for (int i = 0; i < c->n_nodes; i++) {
-            for (int r = 0; r < 4; r++) {
-                strbuf_addf(&sb, "helix_refused_total{at=\"%s\",reason=\"%s\"} %llu\n",
-                            c->nodes[i].spec.name, reasons[r],
-                            (unsigned long long)c->nodes[i].hb_refused[r]);
-            }
-        }
-    }
-    strbuf_adds(&sb, "# TYPE helix_link_bytes_per_second gauge\n"
-                     "# TYPE helix_link_tokens_per_second gauge\n"
-                     "# TYPE helix_link_planned_tokens_per_second gauge\n");
-    for (int i = 0; i < c->n_links; i++) {
-        const struct sched_link_desc *ld = &c->link_desc[i];
-        char a[RT_NAME_MAX + 1];
-        char b[RT_NAME_MAX + 1];
-        snprintf(a, sizeof(a), "%s", ld->from < 0 ? "source" : c->nodes[ld->from].spec.name);
-        snprintf(b, sizeof(b), "%s", ld->to < 0 ? "sink" : c->nodes[ld->to].spec.name);
-        strbuf_addf(&sb, "helix_link_bytes_per_second{from=\"%s\",to=\"%s\"} %.6g\n", a, b,
-                    c->links[i].rate_bytes);
-        strbuf_addf(&sb, "helix_link_tokens_per_second{from=\"%s\",to=\"%s\"} %.6g\n", a, b,
-                    c->links[i].rate_tokens);
-        strbuf_addf(&sb, "helix_link_planned_tokens_per_second{from=\"%s\",to=\"%s\"} %.6g\n", a, b,
-                    c->sched ? sched_link_flow(c->sched, i) : 0.0);
-    }
-    pthread_mutex_lock(&c->mu);
-    strbuf_reset(&c->metrics);
-    strbuf_add(&c->metrics, sb.buf, sb.len);
-    pthread_mutex_unlock(&c->mu);
-    strbuf_release(&sb);
-}
-
-void coord_metrics(struct coord *c, struct strbuf *out)
-{
-    pthread_mutex_lock(&c->mu);
-    strbuf_add(out, c->metrics.buf ? c->metrics.buf : "", c->metrics.len);
-    pthread_mutex_unlock(&c->mu);
-}
-
 /* ---- the loop ---------------------------------------------------------------------------- */
 
 static void take_inbox(struct coord *c)
@@ -1576,7 +1240,7 @@ static void *loop_main(void *arg)
         admit(c);
         now = hx_clock_now_us();
         if (now - last_metrics > 250000) {
-            metrics_render(c);
+            coord_view_render(c);
             last_metrics = now;
         }
         publish_state(c);
@@ -1732,6 +1396,8 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     strbuf_init(&c->metrics);
+    strbuf_init(&c->cluster_json);
+    c->start_us = hx_clock_now_us();
     c->n_nodes = o->n_nodes;
     c->nodes = xcalloc((size_t)o->n_nodes, sizeof(*c->nodes));
     int rc = 0;
@@ -1817,7 +1483,7 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
     }
     strbuf_release(&sb);
     c->win_start_us = hx_clock_now_us();
-    metrics_render(c);
+    coord_view_render(c);
     *out = c;
     return 0;
 fail:
@@ -1938,6 +1604,7 @@ int coord_submit(struct coord *c, const struct coord_request *q, struct coord_st
         snprintf(r->stop[i], sizeof(r->stop[i]), "%s", q->stop[i]);
     }
     r->ignore_eos = q->ignore_eos;
+    r->submit_us = hx_clock_now_us();
     r->reserve_blocks = blocks_for(r->n_prompt + r->max_new);
     strbuf_init(&r->text);
     rc = eng_tok_stream_new(c->tok, ENG_TOK_SKIP_SPECIAL, &r->detok, diag);
@@ -2022,6 +1689,7 @@ void coord_free(struct coord *c)
     xfree(c->model_dir);
     xfree(c->token);
     strbuf_release(&c->metrics);
+    strbuf_release(&c->cluster_json);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     xfree(c);

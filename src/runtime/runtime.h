@@ -261,6 +261,12 @@ void coord_stream_free(struct coord_stream *s);
 
 /* Append Prometheus text-format metrics (per node, per link, planned vs achieved flow). */
 void coord_metrics(struct coord *c, struct strbuf *out);
+/*
+ * Append the operator view as one JSON object (GET /v1/cluster; docs/dashboard.md lists the
+ * fields): workers, links, the live bottleneck, request counters, a 5-minute history and the
+ * last membership events. Rendered by the loop every 250 ms; thread-safe.
+ */
+void coord_cluster_json(struct coord *c, struct strbuf *out);
 
 /* ---- streaming stop-string matcher (pure; exposed for tests) ----------------------------- */
 

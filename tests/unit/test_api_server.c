@@ -166,8 +166,14 @@ static void tb_metrics(void *ctx, struct strbuf *out)
                 atomic_load(&tb->submits));
 }
 
+static void tb_cluster(void *ctx, struct strbuf *out)
+{
+    struct tb *tb = ctx;
+    strbuf_addf(out, "{\"workers\":[{\"name\":\"w0\"}],\"submits\":%d}", atomic_load(&tb->submits));
+}
+
 static const struct api_backend_ops tb_ops = {
-    .submit = tb_submit, .cancel = tb_cancel, .metrics = tb_metrics};
+    .submit = tb_submit, .cancel = tb_cancel, .metrics = tb_metrics, .cluster = tb_cluster};
 
 struct fixture {
     struct tb tb;
@@ -720,6 +726,77 @@ TEST(api_server_api_key)
     http(f.port, "GET", "/health", NULL, NULL, &r); /* probes need no key */
     ASSERT_EQ(r.status, 200);
     fx_stop(&f);
+}
+
+/* http() into r, releasing r's previous body first (r starts zeroed) */
+static void hreq(uint16_t port, const char *method, const char *path, const char *headers,
+                 const char *body, struct resp *r)
+{
+    strbuf_release(&r->body);
+    http(port, method, path, headers, body, r);
+}
+
+TEST(api_server_dashboard_and_cluster_view)
+{
+    size_t n = 0;
+    const char *page = api_dashboard_page(&n);
+    ASSERT(n > 1000 && page[n] == '\0' && strlen(page) == n);
+    ASSERT(strstr(page, "<svg id=\"graph\"") != NULL && strstr(page, "/v1/cluster") != NULL);
+    struct fixture f;
+    fx_start(&f, NULL, 0);
+    struct resp r = {0};
+    hreq(f.port, "GET", "/dashboard", NULL, NULL, &r);
+    ASSERT_MSG(r.status == 200, "%d", r.status);
+    ASSERT(strcasestr(r.head, "content-type: text/html") != NULL);
+    ASSERT(strcasestr(r.head, "content-security-policy: default-src 'self'") != NULL);
+    ASSERT_EQ(r.body.len, n);
+    ASSERT(memcmp(r.body.buf, page, n) == 0);
+    hreq(f.port, "GET", "/", NULL, NULL, &r); /* the root is the dashboard too */
+    ASSERT_EQ(r.status, 200);
+    ASSERT_EQ(r.body.len, n);
+    hreq(f.port, "GET", "/v1/cluster", NULL, NULL, &r);
+    ASSERT_EQ(r.status, 200);
+    ASSERT(strcasestr(r.head, "content-type: application/json") != NULL);
+    ASSERT_STR_EQ(r.body.buf, "{\"workers\":[{\"name\":\"w0\"}],\"submits\":0}");
+    hreq(f.port, "POST", "/v1/cluster", NULL, "{}", &r);
+    ASSERT_EQ(r.status, 405);
+    fx_stop(&f);
+
+    /* with a key: the header, or ?key= on the dashboard's two routes only */
+    fx_start(&f, "sk-dash", 0);
+    hreq(f.port, "GET", "/dashboard", NULL, NULL, &r);
+    assert_error(&r, 401, NULL, "/dashboard?key=");
+    hreq(f.port, "GET", "/dashboard?key=sk-dasH", NULL, NULL, &r);
+    ASSERT_EQ(r.status, 401);
+    hreq(f.port, "GET", "/dashboard?key=sk-dash", NULL, NULL, &r);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_EQ(r.body.len, n);
+    hreq(f.port, "GET", "/v1/cluster", NULL, NULL, &r);
+    ASSERT_EQ(r.status, 401);
+    hreq(f.port, "GET", "/v1/cluster", "Authorization: Bearer sk-dash\r\n", NULL, &r);
+    ASSERT_EQ(r.status, 200);
+    hreq(f.port, "GET", "/v1/cluster?key=sk-dash", NULL, NULL, &r);
+    ASSERT_EQ(r.status, 200);
+    hreq(f.port, "GET", "/v1/models?key=sk-dash", NULL, NULL, &r); /* not for the API itself */
+    ASSERT_EQ(r.status, 401);
+    fx_stop(&f);
+
+    /* a backend without a cluster view */
+    struct api_backend_ops ops = tb_ops;
+    ops.cluster = NULL;
+    struct api_config cfg = {0};
+    cfg.model_id = "kjv-llama-6m";
+    struct tb tb;
+    memset(&tb, 0, sizeof(tb));
+    pthread_mutex_init(&tb.mu, NULL);
+    struct api_server *srv = NULL;
+    struct hx_diag d = {0};
+    ASSERT_OK_DIAG(api_server_start(&cfg, &ops, &tb, &srv, &d), &d);
+    hreq(api_server_port(srv), "GET", "/v1/cluster", NULL, NULL, &r);
+    assert_error(&r, 404, NULL, "no cluster view");
+    api_server_stop(srv);
+    pthread_mutex_destroy(&tb.mu);
+    strbuf_release(&r.body);
 }
 
 TEST(api_server_body_limits)

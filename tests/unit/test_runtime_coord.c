@@ -5,6 +5,8 @@
  * (same text) or, with no route left, the request ends with an error; plus the stop-string
  * scanner and a wrong token being refused.
  */
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -463,4 +465,147 @@ TEST(runtime_coord_random_and_swarm_schedulers_route)
     ASSERT_EQ(coord_sched_parse("swarm", &p), 0);
     ASSERT_EQ(p, COORD_SCHED_SWARM);
     ASSERT_EQ(coord_sched_parse("fastest", &p), HX_EINVAL);
+}
+
+/* The coordinator's cluster view as a JSON object, polled until pred holds (5 s at most). */
+static cJSON *view_until(struct coord *c, int (*pred)(const cJSON *))
+{
+    for (int i = 0; i < 100; i++) {
+        struct strbuf sb;
+        strbuf_init(&sb);
+        coord_cluster_json(c, &sb);
+        cJSON *j = cJSON_Parse(sb.buf);
+        ASSERT_MSG(j != NULL, "not JSON: %s", sb.buf);
+        strbuf_release(&sb);
+        if (pred(j)) {
+            return j;
+        }
+        cJSON_Delete(j);
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_MSG(0, "the cluster view never reached the state waited for");
+    return NULL;
+}
+
+static const cJSON *view_worker(const cJSON *j, const char *name)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItem(j, "workers"))
+    {
+        if (strcmp(cJSON_GetObjectItem(w, "name")->valuestring, name) == 0) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static int both_ready(const cJSON *j)
+{
+    return cJSON_GetObjectItem(j, "workers_ready")->valueint == 2;
+}
+
+static int has_history(const cJSON *j)
+{
+    const cJSON *h = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "history"), "tokens_per_s");
+    const cJSON *x;
+    cJSON_ArrayForEach(x, h)
+    {
+        if (x->valuedouble > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int b_down(const cJSON *j)
+{
+    const cJSON *b = view_worker(j, "b");
+    return b && strcmp(cJSON_GetObjectItem(b, "state")->valuestring, "dead") == 0;
+}
+
+TEST(runtime_coord_cluster_view)
+{
+    quiet(LOG_LEVEL_OFF);
+    /* a can do 5 tokens/s, b only 1: the planned flow is 1 and b is the plan's bottleneck */
+    struct coord_node_spec nodes[2] = {{"a", 0, 3, 5.0}, {"b", 3, 6, 1.0}};
+    struct coord *c = start_coord(nodes, 2, "tok");
+    struct wthread w[2];
+    wstart(&w[0], coord_endpoint(c), "a", "tok");
+    wstart(&w[1], coord_endpoint(c), "b", "tok");
+    struct hx_diag d;
+    ASSERT_MSG(coord_wait_ready(c, 20000, &d) == 0, "%s", d.msg);
+    cJSON *j = view_until(c, both_ready);
+    ASSERT_EQ(cJSON_GetObjectItem(j, "n_layers")->valueint, 6);
+    ASSERT(fabs(cJSON_GetObjectItem(j, "planned_tokens_per_s")->valuedouble - 1.0) < 1e-9);
+    const cJSON *a = view_worker(j, "a");
+    const cJSON *b = view_worker(j, "b");
+    ASSERT(a && b);
+    ASSERT_EQ(cJSON_GetObjectItem(a, "layer_start")->valueint, 0);
+    ASSERT_EQ(cJSON_GetObjectItem(a, "layer_end")->valueint, 3);
+    ASSERT_EQ(cJSON_GetObjectItem(b, "layer_start")->valueint, 3);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(a, "device")->valuestring, "cpu");
+    ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(a, "up")));
+    /* idle: the cut of the plan itself, b's node edge */
+    ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(b, "bottleneck")));
+    ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(a, "bottleneck")));
+    const cJSON *bn = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "bottleneck"), "nodes");
+    ASSERT_EQ(cJSON_GetArraySize(bn), 1);
+    ASSERT_STR_EQ(cJSON_GetArrayItem(bn, 0)->valuestring, "b");
+    int n_reg = 0;
+    int n_ready = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "events"))
+    {
+        n_reg += strcmp(cJSON_GetObjectItem(e, "kind")->valuestring, "register") == 0;
+        n_ready += strcmp(cJSON_GetObjectItem(e, "kind")->valuestring, "ready") == 0;
+    }
+    ASSERT_EQ(n_reg, 2);
+    ASSERT_EQ(n_ready, 2);
+    cJSON_Delete(j);
+    /* load: two requests of 40 tokens; the history shows the tokens, TTFT and per-token times */
+    struct coord_stream *s[2];
+    for (int i = 0; i < 2; i++) {
+        struct coord_request q = greedy("In the beginning", 40);
+        q.ignore_eos = 1;
+        ASSERT(coord_submit(c, &q, &s[i], &d) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        int type = 0;
+        xfree(drain(s[i], &type, NULL, 0));
+        ASSERT_EQ(type, COORD_EVENT_DONE);
+        coord_stream_free(s[i]);
+    }
+    j = view_until(c, has_history);
+    const cJSON *rq = cJSON_GetObjectItem(j, "requests");
+    ASSERT_EQ(cJSON_GetObjectItem(rq, "completed")->valueint, 2);
+    ASSERT_EQ(cJSON_GetObjectItem(rq, "tokens_generated")->valueint, 80);
+    const cJSON *h = cJSON_GetObjectItem(j, "history");
+    int n_ttft = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(h, "ttft_ms"))
+    {
+        n_ttft += cJSON_IsNumber(e) && e->valuedouble > 0;
+    }
+    ASSERT(n_ttft >= 1);
+    ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(h, "t_s")),
+              cJSON_GetArraySize(cJSON_GetObjectItem(h, "tpot_ms")));
+    cJSON_Delete(j);
+    struct strbuf m;
+    strbuf_init(&m);
+    coord_metrics(c, &m);
+    ASSERT_MSG(strstr(m.buf, "helix_time_to_first_token_seconds_count 2\n") != NULL, "%s", m.buf);
+    ASSERT(strstr(m.buf, "helix_time_per_output_token_seconds_count 78\n") != NULL);
+    strbuf_release(&m);
+    /* b goes away: shown dead, with a "down" event; the bottleneck drops it */
+    wjoin(&w[1]);
+    j = view_until(c, b_down);
+    b = view_worker(j, "b");
+    ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(b, "up")));
+    ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(b, "bottleneck")));
+    e = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "events"), 0); /* newest first */
+    ASSERT_STR_EQ(cJSON_GetObjectItem(e, "kind")->valuestring, "down");
+    ASSERT_STR_EQ(cJSON_GetObjectItem(e, "node")->valuestring, "b");
+    cJSON_Delete(j);
+    coord_free(c);
+    wjoin(&w[0]);
 }
