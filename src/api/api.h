@@ -3,7 +3,8 @@
  *
  * Routes: POST /v1/completions, POST /v1/chat/completions (SSE streaming or not), GET
  * /v1/models, GET /health, GET /metrics (Prometheus text), GET /v1/cluster (the backend's
- * cluster view as JSON) and GET /dashboard (also GET /: a self-contained page that draws it).
+ * cluster view as JSON), GET /dashboard (also GET /: a self-contained page that draws it) and
+ * POST /admin/drain/<node> (take a worker out gracefully; API key if one is set).
  * docs/api.md documents fields and errors. The server knows nothing about models or workers: the
  * coordinator plugs in through struct api_backend_ops, and produces each request's output into a
  * struct api_stream, a thread-safe queue of token text pieces ending in a finish reason or an
@@ -160,6 +161,10 @@ struct api_backend_ops {
     /* Optional. Append the cluster view as one JSON object to GET /v1/cluster (NULL: that route
      * answers 404). The dashboard (GET /dashboard) draws it. */
     void (*cluster)(void *ctx, struct strbuf *out);
+    /* Optional. Drain worker `node` (POST /admin/drain/<node>): route nothing new to it, let
+     * its requests finish, then let it go. 0 -> 202; HX_ENOTFOUND -> 404; else 500. NULL: the
+     * route answers 404. */
+    int (*drain)(void *ctx, const char *node, struct hx_diag *diag);
 };
 
 /* The dashboard page (src/api/dashboard.html, built in): n bytes, NUL-terminated. */

@@ -13,6 +13,7 @@
  * any body is read.
  */
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -44,16 +45,17 @@ enum route {
     R_METRICS,
     R_CLUSTER,
     R_DASHBOARD,
+    R_DRAIN,
     R_OTHER,
     N_ROUTES
 };
 
 static const char *const route_paths[N_ROUTES] = {
-    "/v1/completions", "/v1/chat/completions", "/v1/models", "/health",
-    "/metrics",        "/v1/cluster",          "/dashboard", "other",
+    "/v1/completions", "/v1/chat/completions", "/v1/models",   "/health", "/metrics",
+    "/v1/cluster",     "/dashboard",           "/admin/drain", "other",
 };
 
-static const int metric_codes[] = {200, 400, 401, 404, 405, 413, 500, 503};
+static const int metric_codes[] = {200, 202, 400, 401, 404, 405, 413, 500, 503};
 #define N_CODES (sizeof(metric_codes) / sizeof(metric_codes[0]))
 
 struct api_server {
@@ -561,6 +563,40 @@ static enum MHD_Result handle_cluster(struct MHD_Connection *mc, struct api_serv
     return ret;
 }
 
+static enum MHD_Result handle_drain(struct MHD_Connection *mc, struct api_server *s,
+                                    const char *url)
+{
+    struct api_error e;
+    const char *node = url + 13; /* after "/admin/drain/" */
+    if (!s->ops->drain) {
+        api_error_set(&e, 404, "invalid_request_error", NULL, "no_drain",
+                      "this server's backend has no workers to drain");
+        return respond_error(mc, s, R_DRAIN, &e, NULL);
+    }
+    struct hx_diag d = {0};
+    int rc = s->ops->drain(s->ctx, node, &d);
+    if (rc == HX_ENOTFOUND) {
+        api_error_set(&e, 404, "invalid_request_error", "node", "unknown_node", "%s", d.msg);
+        return respond_error(mc, s, R_DRAIN, &e, NULL);
+    }
+    if (rc != HX_OK) {
+        api_error_set(&e, 500, "server_error", NULL, "internal_error", "%s",
+                      d.msg[0] ? d.msg : "drain failed");
+        return respond_error(mc, s, R_DRAIN, &e, NULL);
+    }
+    struct strbuf sb;
+    strbuf_init(&sb);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "draining", node);
+    char *txt = cJSON_PrintUnformatted(j);
+    strbuf_adds(&sb, txt ? txt : "{}");
+    cJSON_free(txt);
+    cJSON_Delete(j);
+    enum MHD_Result ret = respond_json(mc, s, R_DRAIN, 202, &sb);
+    strbuf_release(&sb);
+    return ret;
+}
+
 static enum MHD_Result handle_dashboard(struct MHD_Connection *mc, struct api_server *s)
 {
     size_t n = 0;
@@ -589,6 +625,9 @@ static enum route route_of(const char *url)
     if (strcmp(url, "/") == 0) {
         return R_DASHBOARD;
     }
+    if (strncmp(url, "/admin/drain/", 13) == 0) {
+        return R_DRAIN;
+    }
     for (int r = 0; r < R_OTHER; r++) {
         if (strcmp(url, route_paths[r]) == 0) {
             return (enum route)r;
@@ -606,10 +645,10 @@ static enum MHD_Result first_call(struct MHD_Connection *mc, struct api_server *
         api_error_set(&e, 404, "invalid_request_error", NULL, "unknown_url",
                       "Unknown request URL. Routes: POST /v1/completions, POST "
                       "/v1/chat/completions, GET /v1/models, GET /health, GET /metrics, GET "
-                      "/v1/cluster, GET /dashboard");
+                      "/v1/cluster, GET /dashboard, POST /admin/drain/<node>");
         return respond_error(mc, s, c->route, &e, NULL);
     }
-    int is_post = c->route == R_COMPLETIONS || c->route == R_CHAT;
+    int is_post = c->route == R_COMPLETIONS || c->route == R_CHAT || c->route == R_DRAIN;
     int ok = is_post ? strcmp(method, "POST") == 0
                      : (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
     if (!ok) {
@@ -619,7 +658,7 @@ static enum MHD_Result first_call(struct MHD_Connection *mc, struct api_server *
         return respond_error(mc, s, c->route, &e, is_post ? "POST" : "GET, HEAD");
     }
     if ((c->route == R_COMPLETIONS || c->route == R_CHAT || c->route == R_MODELS ||
-         c->route == R_CLUSTER || c->route == R_DASHBOARD) &&
+         c->route == R_CLUSTER || c->route == R_DASHBOARD || c->route == R_DRAIN) &&
         !authorized(s, mc, c->route)) {
         api_error_set(&e, 401, "invalid_request_error", NULL, "invalid_api_key",
                       c->route == R_DASHBOARD
@@ -713,6 +752,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
         return handle_cluster(mc, s);
     case R_DASHBOARD:
         return handle_dashboard(mc, s);
+    case R_DRAIN:
+        return handle_drain(mc, s, url);
     default:
         return MHD_NO;
     }

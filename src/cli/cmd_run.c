@@ -123,7 +123,9 @@ static pid_t spawn_worker(const char *self, const char *endpoint, const struct l
     if (pid != 0) {
         return pid;
     }
-    prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive `helix run`, even if it is killed */
+    /* never outlive `helix run`, even if it is killed (SIGKILL: SIGTERM would drain, and the
+     * coordinator it would drain from is gone) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     char threads[16];
     char kv[32];
     snprintf(threads, sizeof(threads), "%d", w->threads);

@@ -113,8 +113,13 @@ static void be_cluster(void *ctx, struct strbuf *out)
     coord_cluster_json(ctx, out);
 }
 
-static const struct api_backend_ops g_ops = {be_submit, NULL,       NULL,
-                                             be_health, be_metrics, be_cluster};
+static int be_drain(void *ctx, const char *node, struct hx_diag *diag)
+{
+    return coord_drain(ctx, node, diag);
+}
+
+static const struct api_backend_ops g_ops = {be_submit,  NULL,       NULL,    be_health,
+                                             be_metrics, be_cluster, be_drain};
 
 static int split_host_port(const char *listen, char *host, size_t hn, uint16_t *port)
 {

@@ -1,6 +1,7 @@
 /*
  * cmd_worker.c - `helix worker`: join a coordinator under a name, load the layer range it
- * assigns, and serve until it says SHUTDOWN or we get SIGINT/SIGTERM (runtime/worker.c).
+ * assigns, and serve until it says SHUTDOWN. SIGTERM or SIGINT drains (no new requests are
+ * routed here; exit when those in flight are done); a second signal exits at once.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,11 +16,16 @@
 #include "runtime/xsec.h"
 
 static volatile int g_stop;
+static volatile int g_drain;
 
+/* The first SIGTERM/SIGINT drains, the second stops. */
 static void on_signal(int sig)
 {
     (void)sig;
-    g_stop = 1;
+    if (g_drain) {
+        g_stop = 1;
+    }
+    g_drain = 1;
 }
 
 static void usage(FILE *f)
@@ -28,7 +34,9 @@ static void usage(FILE *f)
             "usage: helix worker --coordinator tcp://HOST:PORT --name NODE [options]\n"
             "\n"
             "Join a helix coordinator as node NODE (the name the plan gives it), load the\n"
-            "layers it assigns, and serve them until the coordinator shuts down.\n"
+            "layers it assigns, and serve them until the coordinator shuts down. SIGTERM or\n"
+            "SIGINT drains: the coordinator routes nothing new here and the worker exits when\n"
+            "the requests in flight are done; a second signal exits at once.\n"
             "\n"
             "options:\n"
             "  --coordinator EP   the coordinator's worker endpoint (required)\n"
@@ -61,7 +69,9 @@ static void usage(FILE *f)
             "                     without --key-file does)\n"
             "  --key-file F       this worker's CURVE secret key (`helix keygen`; default: a\n"
             "                     fresh key pair at every start), for a coordinator that admits\n"
-            "                     workers from --worker-keys\n");
+            "                     workers from --worker-keys\n"
+            "  --drain-timeout S  after SIGTERM/SIGINT, exit after S seconds even if requests\n"
+            "                     are still in flight (default 60; they are then re-routed)\n");
 }
 
 int cmd_worker(int argc, char **argv)
@@ -134,6 +144,13 @@ int cmd_worker(int argc, char **argv)
                 return cli_usage_error("worker", "--threads wants 1..1024, not '%s'", v);
             }
             o.threads = (int)n;
+        } else if (strcmp(a, "--drain-timeout") == 0) {
+            double sec = 0;
+            if (cli_parse_double(v, &sec) != 0 || !(sec > 0) || sec > 86400) {
+                return cli_usage_error("worker",
+                                       "--drain-timeout wants seconds in (0, 86400], not '%s'", v);
+            }
+            o.drain_timeout_ms = (int)(sec * 1000 + 0.5);
         } else if (strcmp(a, "--kv-bytes") == 0) {
             double b = 0;
             if (cli_parse_double(v, &b) != 0 || b < 1 || b > 1e15) {
@@ -200,6 +217,8 @@ int cmd_worker(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &g_stop;
+    o.drain = &g_drain;
+    o.drain_reason = "signal";
     struct hx_diag d;
     int rc = worker_run(&o, &d);
     eng_backend_free(be);

@@ -22,6 +22,7 @@ struct sched;
 struct sched_link_desc;
 struct sched_swarm;
 struct xport;
+struct xport_msg;
 struct xport_ctx;
 struct xport_live;
 
@@ -77,6 +78,24 @@ void coord_view_token(struct coord *c, struct creq *r, int64_t now_us);
 /* Re-render /metrics and /v1/cluster (loop thread, every 250 ms; rates over >= 1 s windows). */
 void coord_view_render(struct coord *c);
 
+/* ---- between the loop (coordinator.c) and membership (coord_members.c) ------------------- */
+
+/* coordinator.c */
+int coord_node_by_name(const struct coord *c, const char *name); /* -1: not in the plan */
+int coord_send_ctrl(struct coord *c, int node, struct proto_header *h, const union proto_body *b);
+void coord_sched_sync(struct coord *c); /* recompute the flow over live, undrained nodes */
+void coord_req_requeue(struct coord *c, struct creq *r, int64_t delay_us);
+size_t coord_node_block_bytes(const struct coord *c, int i);
+
+/* coord_members.c */
+void coord_handle_register(struct coord *c, struct xport_msg *m);
+void coord_handle_ready(struct coord *c, int i, const struct proto_ready *rd);
+void coord_node_down(struct coord *c, int i, const char *why); /* re-routes its requests */
+void coord_node_drain(struct coord *c, int i, const char *why);
+void coord_send_assign(struct coord *c, int node); /* its range and the live peer table */
+void coord_ping_workers(struct coord *c);
+void coord_members_tick(struct coord *c); /* the dead, drain requests, finished drains */
+
 /* ---- the coordinator ---------------------------------------------------------------------- */
 
 #define COORD_KV_BLOCK ENG_KV_BLOCK
@@ -118,7 +137,13 @@ struct cnode {
     int64_t last_reject_us;
     int64_t last_seen_us; /* last message from this worker */
     int64_t ready_us;     /* when it last became READY (0: never) */
-    double rate_tokens;   /* tokens/s over the last window */
+    /* draining (DRAIN from the worker, or coord_drain): READY for the requests in flight, out
+     * of routing for new ones; SHUTDOWN "drained" once none runs through it */
+    int draining;
+    int left; /* its last exit was a finished drain (shown as "left", not "down") */
+    int64_t drain_start_us;
+    char drain_why[128];
+    double rate_tokens; /* tokens/s over the last window */
     uint64_t win_tokens;
 };
 
@@ -249,6 +274,10 @@ struct coord {
     uint64_t next_id;
     int stopping;
     struct strbuf metrics;
+    /* coord_drain: node names to drain, taken by the loop (under mu) */
+    char (*drain_inbox)[RT_NAME_MAX + 1];
+    int n_drain_inbox;
+    int cap_drain_inbox;
     struct strbuf cluster_json; /* GET /v1/cluster, rendered with the metrics */
     /* the operator view (coord_view.c), loop-owned */
     int64_t start_us;

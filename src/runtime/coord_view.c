@@ -197,6 +197,8 @@ static void cluster_json(struct coord *c, const unsigned char *ncut, const unsig
         cJSON_AddNumberToObject(w, "joins", (double)n->joins);
         add_num(w, "last_seen_ms_ago",
                 n->last_seen_us ? (double)(now - n->last_seen_us) * 1e-3 : -1.0);
+        cJSON_AddBoolToObject(w, "draining", n->draining);
+        cJSON_AddBoolToObject(w, "left", n->state == NODE_DEAD && n->left);
         /* up, but its heartbeats stopped: it will be declared dead at dead_ms */
         cJSON_AddBoolToObject(w, "silent",
                               n->state == NODE_READY && n->last_seen_us &&

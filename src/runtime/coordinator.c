@@ -17,6 +17,10 @@
  *
  * Client threads (HTTP) talk to the loop only through the locked inbox and per-request
  * streams (mutex + condition variable).
+ *
+ * This file is the loop: requests, routing and the messages of a request's life. Workers
+ * joining, dying and draining are coord_members.c; what operators see (/metrics, /v1/cluster)
+ * is coord_view.c; the state they share is coord_int.h.
  */
 #include "runtime/runtime.h"
 
@@ -243,7 +247,7 @@ static uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static int node_by_name(const struct coord *c, const char *name)
+int coord_node_by_name(const struct coord *c, const char *name)
 {
     for (int i = 0; i < c->n_nodes; i++) {
         if (strcmp(c->nodes[i].spec.name, name) == 0) {
@@ -258,7 +262,7 @@ static long blocks_for(int tokens)
     return (tokens + COORD_KV_BLOCK - 1) / COORD_KV_BLOCK;
 }
 
-static size_t node_block_bytes(const struct coord *c, int i)
+size_t coord_node_block_bytes(const struct coord *c, int i)
 {
     int k = c->nodes[i].spec.layer_end - c->nodes[i].spec.layer_start;
     return (size_t)k * 2 * COORD_KV_BLOCK * (size_t)c->kv_dim * sizeof(float);
@@ -276,7 +280,7 @@ static int link_index(const struct coord *c, int from, int to)
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
-static int send_ctrl(struct coord *c, int node, struct proto_header *h, const union proto_body *b)
+int coord_send_ctrl(struct coord *c, int node, struct proto_header *h, const union proto_body *b)
 {
     struct hx_diag d;
     h->send_time_us = hx_clock_now_us();
@@ -302,34 +306,6 @@ static void send_release(struct coord *c, int node, uint64_t wire_id)
         log_warn("coordinator: RELEASE of %llu to %s failed: %s", (unsigned long long)wire_id,
                  c->nodes[node].spec.name, d.msg);
     }
-}
-
-static void send_assign(struct coord *c, int node)
-{
-    struct proto_peer *peers = xcalloc((size_t)c->n_nodes, sizeof(*peers));
-    uint32_t n = 0;
-    for (int i = 0; i < c->n_nodes; i++) {
-        if (c->nodes[i].state == NODE_READY || c->nodes[i].state == NODE_LOADING) {
-            snprintf(peers[n].name, sizeof(peers[n].name), "%s", c->nodes[i].spec.name);
-            snprintf(peers[n].endpoint, sizeof(peers[n].endpoint), "%s", c->nodes[i].endpoint);
-            snprintf(peers[n].curve_key, sizeof(peers[n].curve_key), "%s", c->nodes[i].curve_key);
-            peers[n].node = (uint32_t)i;
-            n++;
-        }
-    }
-    struct proto_header h;
-    proto_header_init(&h, PROTO_TYPE_ASSIGN);
-    union proto_body b;
-    memset(&b, 0, sizeof(b));
-    b.assign.node = (uint32_t)node;
-    b.assign.layer_start = (uint32_t)c->nodes[node].spec.layer_start;
-    b.assign.layer_end = (uint32_t)c->nodes[node].spec.layer_end;
-    b.assign.n_layers = (uint32_t)c->n_layers;
-    snprintf(b.assign.model, sizeof(b.assign.model), "%s", c->model_dir);
-    b.assign.n_peers = n;
-    b.assign.peers = peers;
-    send_ctrl(c, node, &h, &b);
-    xfree(peers);
 }
 
 static void publish_state(struct coord *c)
@@ -464,7 +440,7 @@ static void req_done(struct coord *c, int idx, const char *finish)
 }
 
 /* Requeue a request whose route broke: re-prefill later along a new route. */
-static void req_requeue(struct coord *c, struct creq *r, int64_t delay_us)
+void coord_req_requeue(struct coord *c, struct creq *r, int64_t delay_us)
 {
     req_unroute(c, r);
     r->state = delay_us > 0 ? REQ_RETRY : REQ_QUEUED;
@@ -533,8 +509,6 @@ static int req_send_forward(struct coord *c, struct creq *r, int prefill)
     return 0;
 }
 
-static void node_down(struct coord *c, int i, const char *why);
-
 /*
  * Sending r's next message to its first hop failed. HX_ECLOSED from the ROUTER means the
  * worker's connection is gone (ROUTER_MANDATORY): it is dead now, no need to wait for
@@ -543,10 +517,10 @@ static void node_down(struct coord *c, int i, const char *why);
 static void forward_failed(struct coord *c, struct creq *r, int rc)
 {
     if (rc == HX_ECLOSED) {
-        node_down(c, r->hops[0].node, "connection closed");
+        coord_node_down(c, r->hops[0].node, "connection closed");
     }
     if (r->state == REQ_RUNNING) {
-        req_requeue(c, r, COORD_RETRY_DELAY_US);
+        coord_req_requeue(c, r, COORD_RETRY_DELAY_US);
     }
 }
 
@@ -555,7 +529,7 @@ static void forward_failed(struct coord *c, struct creq *r, int rc)
 static int node_fits(const struct coord *c, int node, long blocks)
 {
     const struct cnode *n = &c->nodes[node];
-    return n->state == NODE_READY && n->n_active < RT_MAX_SEQS &&
+    return n->state == NODE_READY && !n->draining && n->n_active < RT_MAX_SEQS &&
            n->kv_blocks_used + blocks <= n->kv_blocks_total;
 }
 
@@ -592,7 +566,7 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
         changed = 0;
         for (int i = 0; i < c->n_nodes; i++) {
             const struct cnode *a = &c->nodes[i];
-            if (reach[i] || a->state != NODE_READY) {
+            if (reach[i] || a->state != NODE_READY || a->draining) {
                 continue;
             }
             int ok = a->spec.layer_end == c->n_layers;
@@ -626,7 +600,8 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
                 continue;
             }
             const struct cnode *nd = &c->nodes[l->to];
-            if (nd->state != NODE_READY || nd->spec.layer_start != layer || !reach[l->to]) {
+            if (nd->state != NODE_READY || nd->draining || nd->spec.layer_start != layer ||
+                !reach[l->to]) {
                 continue;
             }
             double f = sched_link_flow(c->sched, i);
@@ -705,14 +680,15 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
 }
 
 /* Rebuild the scheduler's liveness from node states (recomputes the flow; loads restart). */
-static void sched_sync(struct coord *c)
+void coord_sched_sync(struct coord *c)
 {
     if (!c->sched) {
         return;
     }
     for (int i = 0; i < c->n_nodes; i++) {
         struct hx_diag d;
-        sched_node_set_alive(c->sched, i, c->nodes[i].state == NODE_READY, &d);
+        sched_node_set_alive(c->sched, i, c->nodes[i].state == NODE_READY && !c->nodes[i].draining,
+                             &d);
     }
     for (int i = 0; i < c->n_links; i++) {
         c->iwrr_load[i] = 0;
@@ -770,168 +746,6 @@ static void admit(struct coord *c)
 }
 
 /* ---- node lifecycle ---------------------------------------------------------------------- */
-
-static void node_down(struct coord *c, int i, const char *why)
-{
-    struct cnode *n = &c->nodes[i];
-    if (n->state == NODE_DEAD || n->state == NODE_WAITING) {
-        return;
-    }
-    log_warn("coordinator: node %s is down (%s)", n->spec.name, why);
-    n->state = NODE_DEAD;
-    coord_view_event(c, n->spec.name, "down", "%s", why);
-    xport_live_forget(c->live, n->spec.name);
-    sched_sync(c);
-    for (int k = 0; k < c->n_reqs; k++) {
-        struct creq *r = c->reqs[k];
-        if (r->state != REQ_RUNNING) {
-            continue;
-        }
-        int hit = 0;
-        for (int h = 0; h < r->n_hops; h++) {
-            hit |= r->hops[h].node == i;
-        }
-        if (hit) {
-            log_info("coordinator: request %llu re-routed after %d tokens",
-                     (unsigned long long)r->id, r->n_gen);
-            req_requeue(c, r, 0);
-        }
-    }
-    n->kv_blocks_used = 0;
-    n->n_active = 0;
-    /*
-     * Revoke its key: every live worker gets the peer table without it, which is also the set
-     * of keys its data socket admits (with CURVE; without, it just stops using the node).
-     */
-    for (int k = 0; k < c->n_nodes; k++) {
-        if (c->nodes[k].state == NODE_READY) {
-            send_assign(c, k);
-        }
-    }
-    if (c->curve) {
-        log_info("coordinator: key of %s revoked (%.8s...)", n->spec.name, n->curve_key);
-    }
-    n->curve_key[0] = '\0';
-}
-
-/*
- * CURVE checks of a REGISTER: the body's key must be the connection's (so a worker cannot
- * register a key it does not hold) and, with a keys file, the one listed for the name.
- * 0, or HX_EAUTH/HX_EINVAL with rej filled.
- */
-static int register_key_check(const struct coord *c, const struct xport_msg *m,
-                              struct proto_reject *rej)
-{
-    if (!c->curve) {
-        return 0;
-    }
-    const char *key = m->body.reg.curve_key;
-    if (!key[0]) {
-        rej->reason = PROTO_REJECT_INVALID;
-        snprintf(rej->message, sizeof(rej->message),
-                 "this coordinator runs CURVE: REGISTER must carry the worker's public key");
-        return HX_EINVAL;
-    }
-    if (strcmp(key, m->peer_key) != 0) {
-        rej->reason = PROTO_REJECT_AUTH;
-        snprintf(rej->message, sizeof(rej->message),
-                 "REGISTER's key differs from the key of its connection");
-        return HX_EAUTH;
-    }
-    if (c->n_worker_keys > 0) {
-        for (int i = 0; i < c->n_worker_keys; i++) {
-            if (strcmp(c->worker_keys[i].name, m->peer) == 0) {
-                if (strcmp(c->worker_keys[i].key, key) == 0) {
-                    return 0;
-                }
-                break;
-            }
-        }
-        rej->reason = PROTO_REJECT_AUTH;
-        snprintf(rej->message, sizeof(rej->message),
-                 "key %.8s... is not the one the keys file lists for '%s'", key, m->peer);
-        return HX_EAUTH;
-    }
-    return 0;
-}
-
-static void handle_register(struct coord *c, struct xport_msg *m)
-{
-    struct proto_reject rej;
-    memset(&rej, 0, sizeof(rej));
-    struct proto_header h;
-    int rc = xport_register_check(m, c->token, &rej);
-    if (rc == 0) {
-        rc = register_key_check(c, m, &rej);
-    }
-    int i = node_by_name(c, m->peer);
-    if (rc == 0 && i < 0) {
-        rej.reason = PROTO_REJECT_INVALID;
-        snprintf(rej.message, sizeof(rej.message), "no node named '%s' in the plan", m->peer);
-        rc = HX_EINVAL;
-    }
-    if (rc != 0) {
-        log_warn("coordinator: refused worker '%s': %s", m->peer, rej.message);
-        coord_view_event(c, m->peer, "refused", "%s", rej.message);
-        proto_header_init(&h, PROTO_TYPE_REJECT);
-        union proto_body b;
-        memset(&b, 0, sizeof(b));
-        b.reject = rej;
-        struct hx_diag d;
-        xport_send_body(c->ctrl, m->peer, &h, &b, &d);
-        return;
-    }
-    struct cnode *n = &c->nodes[i];
-    if (n->state == NODE_READY || n->state == NODE_LOADING) {
-        node_down(c, i, "registered again: restarted");
-    }
-    snprintf(n->endpoint, sizeof(n->endpoint), "%s", m->body.reg.endpoint);
-    snprintf(n->backend, sizeof(n->backend), "%s", m->body.reg.backend);
-    /* a worker from before the device field says only its backend */
-    snprintf(n->device, sizeof(n->device), "%s",
-             m->body.reg.device[0] ? m->body.reg.device : m->body.reg.backend);
-    n->mem_cap_bytes = m->body.reg.mem_bytes;
-    snprintf(n->curve_key, sizeof(n->curve_key), "%s", c->curve ? m->body.reg.curve_key : "");
-    n->state = NODE_LOADING;
-    n->joins++;
-    xport_live_seen(c->live, n->spec.name, hx_clock_now_us());
-    n->last_seen_us = hx_clock_now_us();
-    proto_header_init(&h, PROTO_TYPE_REGISTER_ACK);
-    union proto_body b;
-    memset(&b, 0, sizeof(b));
-    b.ack.node = (uint32_t)i;
-    b.ack.heartbeat_ms = (uint32_t)c->o.heartbeat_ms;
-    send_ctrl(c, i, &h, &b);
-    log_info("coordinator: worker %s registered (%s, %s), assigning layers [%d, %d)", n->spec.name,
-             n->endpoint, n->device, n->spec.layer_start, n->spec.layer_end);
-    coord_view_event(c, n->spec.name, "register", "%s on %s, assigned layers [%d, %d)", n->endpoint,
-                     n->device, n->spec.layer_start, n->spec.layer_end);
-    send_assign(c, i);
-}
-
-static void handle_ready(struct coord *c, int i, const struct proto_ready *rd)
-{
-    struct cnode *n = &c->nodes[i];
-    if (n->state != NODE_LOADING) {
-        return;
-    }
-    n->kv_blocks_total = (long)(rd->kv_bytes / node_block_bytes(c, i));
-    n->kv_blocks_used = 0;
-    n->n_active = 0;
-    n->state = NODE_READY;
-    n->ready_us = hx_clock_now_us();
-    log_info("coordinator: worker %s ready: layers [%u, %u), %ld KV blocks", n->spec.name,
-             rd->layer_start, rd->layer_end, n->kv_blocks_total);
-    coord_view_event(c, n->spec.name, "ready", "layers [%u, %u), %ld KV blocks", rd->layer_start,
-                     rd->layer_end, n->kv_blocks_total);
-    /* every live worker (this one included) learns the new peer table */
-    for (int k = 0; k < c->n_nodes; k++) {
-        if (c->nodes[k].state == NODE_READY) {
-            send_assign(c, k);
-        }
-    }
-    sched_sync(c);
-}
 
 static int find_req(const struct coord *c, uint64_t wire_id)
 {
@@ -1036,9 +850,9 @@ static void handle_error(struct coord *c, const struct xport_msg *m)
     const struct proto_error *e = &m->body.error;
     if (m->hdr.request_id == 0) {
         log_warn("coordinator: worker %s reports: %s", m->peer, e->message);
-        int i = node_by_name(c, m->peer);
+        int i = coord_node_by_name(c, m->peer);
         if (i >= 0) {
-            node_down(c, i, e->message);
+            coord_node_down(c, i, e->message);
         }
         return;
     }
@@ -1052,18 +866,18 @@ static void handle_error(struct coord *c, const struct xport_msg *m)
         log_info("coordinator: request %llu: %s; retrying", (unsigned long long)r->id, e->message);
         if (e->code != HX_EFULL) {
             /* the hop after the sender is unreachable: if it has also gone quiet, it is dead */
-            int from = node_by_name(c, m->peer);
+            int from = coord_node_by_name(c, m->peer);
             for (int k = 0; k + 1 < r->n_hops; k++) {
                 int next = r->hops[k + 1].node;
                 if (r->hops[k].node == from && hx_clock_now_us() - c->nodes[next].last_seen_us >
                                                    2 * (int64_t)c->o.heartbeat_ms * 1000) {
-                    node_down(c, next, "unreachable from its predecessor and silent");
+                    coord_node_down(c, next, "unreachable from its predecessor and silent");
                     break;
                 }
             }
         }
         if (r->state == REQ_RUNNING) {
-            req_requeue(c, r, e->code == HX_EFULL ? 50000 : COORD_RETRY_DELAY_US);
+            coord_req_requeue(c, r, e->code == HX_EFULL ? 50000 : COORD_RETRY_DELAY_US);
         }
         return;
     }
@@ -1072,9 +886,9 @@ static void handle_error(struct coord *c, const struct xport_msg *m)
 
 static void handle_msg(struct coord *c, struct xport_msg *m)
 {
-    int i = node_by_name(c, m->peer);
+    int i = coord_node_by_name(c, m->peer);
     if (m->hdr.type == PROTO_TYPE_REGISTER) {
-        handle_register(c, m);
+        coord_handle_register(c, m);
         return;
     }
     if (i < 0 || c->nodes[i].state == NODE_WAITING || c->nodes[i].state == NODE_DEAD) {
@@ -1111,7 +925,7 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
     c->nodes[i].last_seen_us = hx_clock_now_us();
     switch (m->hdr.type) {
     case PROTO_TYPE_READY:
-        handle_ready(c, i, &m->body.ready);
+        coord_handle_ready(c, i, &m->body.ready);
         break;
     case PROTO_TYPE_HEARTBEAT:
         c->nodes[i].hb_active = m->body.heartbeat.n_active;
@@ -1131,6 +945,9 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
         break;
     case PROTO_TYPE_ERROR:
         handle_error(c, m);
+        break;
+    case PROTO_TYPE_DRAIN:
+        coord_node_drain(c, i, m->body.drain.reason);
         break;
     default:
         log_warn("coordinator: unexpected %s from %s dropped", proto_type_name(m->hdr.type),
@@ -1156,42 +973,6 @@ static void take_inbox(struct coord *c)
     }
     c->n_inbox = 0;
     pthread_mutex_unlock(&c->mu);
-}
-
-static void reap(struct coord *c)
-{
-    char dead[RT_MAX_NODES][PROTO_NAME_MAX + 1];
-    size_t n = xport_live_reap(c->live, hx_clock_now_us(), dead, RT_MAX_NODES);
-    for (size_t k = 0; k < n && k < RT_MAX_NODES; k++) {
-        int i = node_by_name(c, dead[k]);
-        if (i >= 0) {
-            node_down(c, i, "no heartbeat");
-        }
-    }
-}
-
-/*
- * Heartbeat every registered worker. Besides telling workers we are alive, this detects a
- * worker whose process died at once: the ROUTER (ROUTER_MANDATORY) refuses to send to a
- * peer whose connection is gone, long before its heartbeats are overdue.
- */
-static void ping_workers(struct coord *c)
-{
-    for (int i = 0; i < c->n_nodes; i++) {
-        if (c->nodes[i].state != NODE_READY && c->nodes[i].state != NODE_LOADING) {
-            continue;
-        }
-        struct proto_header h;
-        proto_header_init(&h, PROTO_TYPE_HEARTBEAT);
-        union proto_body b;
-        memset(&b, 0, sizeof(b));
-        b.heartbeat.time_us = hx_clock_now_us();
-        h.send_time_us = b.heartbeat.time_us;
-        struct hx_diag d;
-        if (xport_send_body(c->ctrl, c->nodes[i].spec.name, &h, &b, &d) == HX_ECLOSED) {
-            node_down(c, i, "connection closed");
-        }
-    }
 }
 
 static void *loop_main(void *arg)
@@ -1231,10 +1012,10 @@ static void *loop_main(void *arg)
                 i--;
             }
         }
-        reap(c);
+        coord_members_tick(c);
         int64_t now = hx_clock_now_us();
         if (now - last_ping >= (int64_t)c->o.heartbeat_ms * 1000) {
-            ping_workers(c);
+            coord_ping_workers(c);
             last_ping = now;
         }
         admit(c);
@@ -1256,7 +1037,7 @@ static void *loop_main(void *arg)
             union proto_body b;
             memset(&b, 0, sizeof(b));
             snprintf(b.shutdown.reason, sizeof(b.shutdown.reason), "coordinator exiting");
-            send_ctrl(c, i, &h, &b);
+            coord_send_ctrl(c, i, &h, &b);
         }
     }
     return NULL;
@@ -1384,6 +1165,7 @@ int coord_new(const struct coord_opts *o, struct coord **out, struct hx_diag *di
     c->o = *o;
     c->o.heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 200;
     c->o.dead_ms = o->dead_ms > 0 ? o->dead_ms : 3000;
+    c->o.drain_timeout_ms = o->drain_timeout_ms > 0 ? o->drain_timeout_ms : 60000;
     c->o.max_queue = o->max_queue > 0 ? o->max_queue : 1024;
     c->model_dir = xstrdup(o->model_dir);
     c->token = xstrdup(o->token);
@@ -1690,6 +1472,7 @@ void coord_free(struct coord *c)
     xfree(c->token);
     strbuf_release(&c->metrics);
     strbuf_release(&c->cluster_json);
+    xfree(c->drain_inbox);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     xfree(c);

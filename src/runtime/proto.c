@@ -108,7 +108,7 @@ static float bits_f32(uint32_t u)
 
 static const char *const type_names[PROTO_TYPE_COUNT_] = {
     "INVALID", "REGISTER", "REGISTER_ACK", "REJECT",  "ASSIGN", "READY",    "HEARTBEAT",
-    "PREFILL", "DECODE",   "TOKEN",        "RELEASE", "ERROR",  "SHUTDOWN",
+    "PREFILL", "DECODE",   "TOKEN",        "RELEASE", "ERROR",  "SHUTDOWN", "DRAIN",
 };
 
 const char *proto_type_name(int type)
@@ -145,6 +145,7 @@ int proto_type_has_body(int type)
     case PROTO_TYPE_TOKEN:
     case PROTO_TYPE_ERROR:
     case PROTO_TYPE_SHUTDOWN:
+    case PROTO_TYPE_DRAIN:
         return 1;
     default:
         return 0;
@@ -758,6 +759,8 @@ static int body_check(int type, const union proto_body *b, struct hx_diag *d)
         return enc_str("ERROR.message", b->error.message, PROTO_TEXT_MAX, STR_TEXT, d);
     case PROTO_TYPE_SHUTDOWN:
         return enc_str("SHUTDOWN.reason", b->shutdown.reason, PROTO_TEXT_MAX, STR_TEXT, d);
+    case PROTO_TYPE_DRAIN:
+        return enc_str("DRAIN.reason", b->drain.reason, PROTO_TEXT_MAX, STR_TEXT, d);
     default:
         return hx_diag_set(d, HX_EPROTO, "proto: type %d (%s) has no body", type,
                            proto_type_name(type));
@@ -836,6 +839,9 @@ int proto_body_encode(int type, const union proto_body *b, struct strbuf *out, s
         break;
     case PROTO_TYPE_SHUTDOWN:
         w_str(&w, b->shutdown.reason);
+        break;
+    case PROTO_TYPE_DRAIN:
+        w_str(&w, b->drain.reason);
         break;
     default:
         break;
@@ -973,6 +979,8 @@ static int decode_body(int type, struct rd *r, union proto_body *b)
         return r_str(r, "message", b->error.message, PROTO_TEXT_MAX, STR_TEXT);
     case PROTO_TYPE_SHUTDOWN:
         return r_str(r, "reason", b->shutdown.reason, PROTO_TEXT_MAX, STR_TEXT);
+    case PROTO_TYPE_DRAIN:
+        return r_str(r, "reason", b->drain.reason, PROTO_TEXT_MAX, STR_TEXT);
     default:
         return hx_diag_set(r->d, HX_EPROTO, "proto: type %d (%s) has no body", type,
                            proto_type_name(type));

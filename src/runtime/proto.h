@@ -58,6 +58,8 @@ enum proto_type {
     PROTO_TYPE_RELEASE = 10,     /* coord -> worker: free a request's KV */
     PROTO_TYPE_ERROR = 11,       /* either way: a request (or the node) failed */
     PROTO_TYPE_SHUTDOWN = 12,    /* coord -> worker: exit cleanly */
+    PROTO_TYPE_DRAIN = 13,       /* worker -> coord: route nothing new to me; I leave when my
+                                    requests are done (SHUTDOWN "drained") */
     PROTO_TYPE_COUNT_
 };
 
@@ -203,6 +205,10 @@ struct proto_shutdown {
     char reason[PROTO_TEXT_MAX + 1];
 };
 
+struct proto_drain {
+    char reason[PROTO_TEXT_MAX + 1]; /* why the worker leaves, for the coordinator's log */
+};
+
 /* The body of a control message, selected by the header's type. */
 union proto_body {
     struct proto_register reg;
@@ -214,6 +220,7 @@ union proto_body {
     struct proto_token token;
     struct proto_error error;
     struct proto_shutdown shutdown;
+    struct proto_drain drain;
 };
 
 /* Name of a type ("PREFILL"), or "?" if out of range. Never NULL. */

@@ -78,6 +78,15 @@ struct worker_opts {
     const char *device;
     /* Polled every loop iteration (<= 50 ms): the worker exits cleanly once *stop != 0. */
     volatile int *stop;
+    /*
+     * Polled likewise: once *drain != 0 the worker sends DRAIN (drain_reason) and keeps serving
+     * the requests in flight; the coordinator routes nothing new to it and says SHUTDOWN
+     * ("drained") when they are done. It exits then, or after drain_timeout_ms (0: 60 s), or
+     * on *stop. NULL: no draining.
+     */
+    volatile int *drain;
+    const char *drain_reason;
+    int drain_timeout_ms;
     /* CURVE on the control connection and the data plane (AUTO: on unless `coordinator` is
      * a loopback endpoint). Must match the coordinator's mode. */
     enum rt_curve curve;
@@ -146,10 +155,11 @@ struct coord_opts {
     int n_nodes;           /* 1..RT_MAX_NODES */
     const struct coord_node_spec *nodes; /* copied */
     enum coord_sched sched;
-    uint64_t seed;    /* for the random scheduler */
-    int heartbeat_ms; /* worker heartbeat period (0: 200) */
-    int dead_ms;      /* declared dead after this long unheard (0: 3000) */
-    int max_queue;    /* requests waiting for admission before submit fails (0: 1024) */
+    uint64_t seed;        /* for the random scheduler */
+    int heartbeat_ms;     /* worker heartbeat period (0: 200) */
+    int dead_ms;          /* declared dead after this long unheard (0: 3000) */
+    int max_queue;        /* requests waiting for admission before submit fails (0: 1024) */
+    int drain_timeout_ms; /* a draining node's requests are re-routed after this (0: 60000) */
     /* CURVE on the control socket (AUTO: on unless `workers` is a loopback endpoint); the
      * workers' data sockets follow. */
     enum rt_curve curve;
@@ -267,6 +277,13 @@ void coord_metrics(struct coord *c, struct strbuf *out);
  * last membership events. Rendered by the loop every 250 ms; thread-safe.
  */
 void coord_cluster_json(struct coord *c, struct strbuf *out);
+/*
+ * Drain worker `name` (thread-safe; the loop acts within a few ms): nothing new is routed to
+ * it, the requests running through it finish in place, then it gets SHUTDOWN ("drained") and
+ * leaves; after drain_timeout_ms what still runs there is re-routed. A worker drains itself
+ * the same way on SIGTERM (DRAIN). 0, or HX_ENOTFOUND (no such node in the plan).
+ */
+int coord_drain(struct coord *c, const char *name, struct hx_diag *diag);
 
 /* ---- streaming stop-string matcher (pure; exposed for tests) ----------------------------- */
 

@@ -58,6 +58,9 @@ struct worker {
     struct xsec *sec;
     uint32_t node;
     int heartbeat_ms;
+    int serving;    /* in the serving loop (not registering or loading) */
+    int drain_sent; /* DRAIN sent: serving what is in flight, then leaving */
+    int64_t drain_start_us;
     /* assignment */
     int assigned;
     int layer_start;
@@ -697,9 +700,11 @@ static void worker_release(struct worker *w)
     xport_ctx_free(w->ctx);
 }
 
+/* Stop now: *stop, or a drain request while not serving (registering, waiting for ASSIGN,
+ * loading): with nothing in flight, draining is leaving. */
 static int stopped(const struct worker *w)
 {
-    return w->o->stop && *w->o->stop;
+    return (w->o->stop && *w->o->stop) || (!w->serving && w->o->drain && *w->o->drain);
 }
 
 /* Register (retrying while nobody answers), then wait for ASSIGN. */
@@ -1008,11 +1013,36 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
     }
     log_info("worker %s: serving layers [%d, %d) on %s", o->name, w.layer_start, w.layer_end,
              xport_endpoint(w.data));
+    w.serving = 1;
     int64_t last_hb = 0;
     w.last_coord_us = hx_clock_now_us();
     struct xport *socks[2] = {w.ctrl, w.data};
+    int64_t drain_limit_us =
+        (int64_t)(o->drain_timeout_ms > 0 ? o->drain_timeout_ms : 60000) * 1000;
     while (!stopped(&w)) {
         int64_t now = hx_clock_now_us();
+        if (o->drain && *o->drain && !w.drain_sent) {
+            struct proto_header h;
+            proto_header_init(&h, PROTO_TYPE_DRAIN);
+            union proto_body b;
+            memset(&b, 0, sizeof(b));
+            snprintf(b.drain.reason, sizeof(b.drain.reason), "%s",
+                     o->drain_reason ? o->drain_reason : "the worker is leaving");
+            struct hx_diag dd;
+            if (xport_send_body(w.ctrl, NULL, &h, &b, &dd) != 0) {
+                log_warn("worker %s: cannot send DRAIN: %s", o->name, dd.msg);
+            }
+            w.drain_sent = 1;
+            w.drain_start_us = now;
+            log_info("worker %s: draining (%s): nothing new is routed here; exiting when the "
+                     "requests in flight are done (at most %.0f s)",
+                     o->name, b.drain.reason, (double)drain_limit_us * 1e-6);
+        }
+        if (w.drain_sent && now - w.drain_start_us > drain_limit_us) {
+            log_warn("worker %s: drain not finished after %.0f s; exiting", o->name,
+                     (double)drain_limit_us * 1e-6);
+            break;
+        }
         if (now - last_hb >= (int64_t)w.heartbeat_ms * 1000) {
             send_heartbeat(&w);
             last_hb = now;
@@ -1031,10 +1061,16 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
         int64_t silent_us = hx_clock_now_us() - w.last_coord_us;
         if (silent_us > WORKER_COORD_SILENCE_US) {
             /* the coordinator pings every heartbeat period: it is gone; wait for it anew */
+            if (w.drain_sent) {
+                log_warn("worker %s: coordinator silent while draining; exiting", o->name);
+                break;
+            }
             log_warn("worker %s: coordinator silent for %.1f s; registering again", o->name,
                      (double)silent_us * 1e-6);
             forget_all(&w);
+            w.serving = 0;
             rc = join(&w, diag);
+            w.serving = 1;
             if (rc != 0) {
                 break;
             }
@@ -1049,9 +1085,13 @@ int worker_run(const struct worker_opts *o, struct hx_diag *diag)
                     done = 1;
                 } else if (r == 1) {
                     done = 1;
+                } else if (r == 2 && w.drain_sent) {
+                    done = 1; /* declared dead while draining: nothing left to finish */
                 } else if (r == 2) {
                     forget_all(&w);
+                    w.serving = 0;
                     rc = join(&w, diag);
+                    w.serving = 1;
                     if (rc != 0) {
                         done = 1;
                     }

@@ -172,8 +172,23 @@ static void tb_cluster(void *ctx, struct strbuf *out)
     strbuf_addf(out, "{\"workers\":[{\"name\":\"w0\"}],\"submits\":%d}", atomic_load(&tb->submits));
 }
 
-static const struct api_backend_ops tb_ops = {
-    .submit = tb_submit, .cancel = tb_cancel, .metrics = tb_metrics, .cluster = tb_cluster};
+static char tb_drained[64]; /* the last node tb_drain was asked to drain */
+
+static int tb_drain(void *ctx, const char *node, struct hx_diag *diag)
+{
+    (void)ctx;
+    if (strcmp(node, "nobody") == 0) {
+        return hx_diag_set(diag, HX_ENOTFOUND, "no worker named '%s' in the plan", node);
+    }
+    snprintf(tb_drained, sizeof(tb_drained), "%s", node);
+    return 0;
+}
+
+static const struct api_backend_ops tb_ops = {.submit = tb_submit,
+                                              .cancel = tb_cancel,
+                                              .metrics = tb_metrics,
+                                              .cluster = tb_cluster,
+                                              .drain = tb_drain};
 
 struct fixture {
     struct tb tb;
@@ -797,6 +812,28 @@ TEST(api_server_dashboard_and_cluster_view)
     api_server_stop(srv);
     pthread_mutex_destroy(&tb.mu);
     strbuf_release(&r.body);
+}
+
+TEST(api_server_admin_drain)
+{
+    struct fixture f;
+    fx_start(&f, "sk-adm", 0);
+    struct resp r = {0};
+    hreq(f.port, "POST", "/admin/drain/w1", NULL, "", &r);
+    assert_error(&r, 401, NULL, "API key"); /* guarded by the key */
+    ASSERT_STR_EQ(tb_drained, "");
+    hreq(f.port, "POST", "/admin/drain/w1?key=sk-adm", NULL, "", &r);
+    ASSERT_EQ(r.status, 401); /* the query key is only for the dashboard */
+    hreq(f.port, "POST", "/admin/drain/w1", "Authorization: Bearer sk-adm\r\n", "", &r);
+    ASSERT_MSG(r.status == 202, "%d %s", r.status, r.body.buf);
+    ASSERT_STR_EQ(r.body.buf, "{\"draining\":\"w1\"}\n");
+    ASSERT_STR_EQ(tb_drained, "w1");
+    hreq(f.port, "POST", "/admin/drain/nobody", "Authorization: Bearer sk-adm\r\n", "", &r);
+    assert_error(&r, 404, "node", "no worker named 'nobody'");
+    hreq(f.port, "GET", "/admin/drain/w1", "Authorization: Bearer sk-adm\r\n", NULL, &r);
+    ASSERT_EQ(r.status, 405);
+    strbuf_release(&r.body);
+    fx_stop(&f);
 }
 
 TEST(api_server_body_limits)

@@ -311,6 +311,12 @@ TEST(runtime_proto_control_roundtrip_every_type)
     memset(&b, 0, sizeof(b));
     control_roundtrip(PROTO_TYPE_SHUTDOWN, &b, 0, &o); /* empty reason is fine */
     ASSERT_STR_EQ(o.shutdown.reason, "");
+
+    memset(&b, 0, sizeof(b));
+    snprintf(b.drain.reason, sizeof(b.drain.reason), "SIGTERM: maintenance");
+    control_roundtrip(PROTO_TYPE_DRAIN, &b, 0, &o);
+    ASSERT_STR_EQ(o.drain.reason, "SIGTERM: maintenance");
+    ASSERT_STR_EQ(proto_type_name(PROTO_TYPE_DRAIN), "DRAIN");
 }
 
 /* Apply `mutate` to a valid encoded header and check the decoder rejects it. */
