@@ -589,10 +589,24 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
         unsigned char mask[RT_MAX_NODES];
         int nc = 0;
         double out_flow = 0;
+        double max_flow_out = 0;
         for (int i = 0; i < c->n_links; i++) {
             if (c->link_desc[i].from == from) {
-                out_flow += sched_link_flow(c->sched, i);
+                double f = sched_link_flow(c->sched, i);
+                out_flow += f;
+                max_flow_out = f > max_flow_out ? f : max_flow_out;
             }
+        }
+        /*
+         * Helix's Fail-Flow mask drops links under 5 % of the sender's out-flow; with more
+         * than 20 links sharing the flow evenly it would drop them all (found with 64 workers:
+         * 21 first stages at 4.8 % each, and no request could be routed). Where it would, the
+         * threshold becomes 5 % of the largest out-link's flow, which keeps the rule's intent
+         * (ignore links the flow barely uses) at any fan-out.
+         */
+        double min_flow = 0.05 * out_flow;
+        if (max_flow_out < min_flow) {
+            min_flow = 0.05 * max_flow_out;
         }
         for (int i = 0; i < c->n_links && nc < RT_MAX_NODES; i++) {
             const struct sched_link_desc *l = &c->link_desc[i];
@@ -605,7 +619,7 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
                 continue;
             }
             double f = sched_link_flow(c->sched, i);
-            if (c->o.sched == COORD_SCHED_MAXFLOW && !(f > 0 && f >= 0.05 * out_flow)) {
+            if (c->o.sched == COORD_SCHED_MAXFLOW && !(f > 0 && f >= min_flow)) {
                 continue;
             }
             cand[nc] = i;

@@ -609,3 +609,58 @@ TEST(runtime_coord_cluster_view)
     coord_free(c);
     wjoin(&w[0]);
 }
+
+/*
+ * 22 equal replicas share the flow evenly, 4.5 % each: Helix's Fail-Flow rule (under 5 % of the
+ * sender's out-flow) alone would mask every one and no request could be routed (found with 64
+ * workers on the dashboard). Requests must be served, and by more than one replica.
+ */
+TEST(runtime_coord_wide_fanout_routes)
+{
+    quiet(LOG_LEVEL_OFF);
+    enum { N = 22 };
+    struct coord_node_spec nodes[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(nodes[i].name, sizeof(nodes[i].name), "r%d", i);
+        nodes[i].layer_start = 0;
+        nodes[i].layer_end = 6;
+        nodes[i].capacity = 1.0;
+    }
+    struct coord *c = start_coord(nodes, N, "tok");
+    struct wthread *w = xcalloc(N, sizeof(*w));
+    for (int i = 0; i < N; i++) {
+        wstart(&w[i], coord_endpoint(c), nodes[i].name, "tok");
+    }
+    struct hx_diag d;
+    ASSERT_MSG(coord_wait_ready(c, 30000, &d) == 0, "%s", d.msg);
+    struct coord_stream *s[8];
+    for (int i = 0; i < 8; i++) {
+        struct coord_request q = greedy("In the beginning", 8);
+        ASSERT(coord_submit(c, &q, &s[i], &d) == 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        int type = 0;
+        char err[512] = "";
+        xfree(drain(s[i], &type, err, sizeof(err)));
+        ASSERT_MSG(type == COORD_EVENT_DONE, "request %d: %s", i, err);
+        coord_stream_free(s[i]);
+    }
+    struct timespec ts = {0, 400 * 1000000L};
+    nanosleep(&ts, NULL);
+    struct strbuf m;
+    strbuf_init(&m);
+    coord_metrics(c, &m);
+    int used = 0;
+    for (int i = 0; i < N; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "helix_node_tokens_total{node=\"r%d\"} 0\n", i);
+        used += strstr(m.buf, key) == NULL;
+    }
+    ASSERT_MSG(used >= 2, "only %d replicas served", used);
+    strbuf_release(&m);
+    coord_free(c);
+    for (int i = 0; i < N; i++) {
+        wjoin(&w[i]);
+    }
+    xfree(w);
+}
