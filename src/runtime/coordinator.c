@@ -526,11 +526,21 @@ static void forward_failed(struct coord *c, struct creq *r, int rc)
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
+/*
+ * A node may take a new request: ready, not draining, room for its KV, and heard from within
+ * three heartbeat periods. The last keeps a hung worker (SIGSTOP, a stuck device) from
+ * becoming a black hole before it is declared dead: IWRR charges a route's decode tokens to
+ * its load as they come back, so a route that returns nothing looks ever less loaded and
+ * would attract nearly every new request (seen in bench_churn: the healthy route fell to
+ * 35 tokens/s while the silent one took the traffic).
+ */
 static int node_fits(const struct coord *c, int node, long blocks)
 {
     const struct cnode *n = &c->nodes[node];
+    int64_t silent_us = hx_clock_now_us() - n->last_seen_us;
     return n->state == NODE_READY && !n->draining && n->n_active < RT_MAX_SEQS &&
-           n->kv_blocks_used + blocks <= n->kv_blocks_total;
+           n->kv_blocks_used + blocks <= n->kv_blocks_total &&
+           silent_us <= 3 * (int64_t)c->o.heartbeat_ms * 1000;
 }
 
 static int sender_index(int from)
