@@ -1,7 +1,9 @@
 #!/bin/sh
 # t0516: a worker that hangs (SIGSTOP: alive, silent) while serving. a holds layers [0, 3), b and
-# b2 both hold [3, 6); four clients stream one request after another. b is stopped: the
-# coordinator must declare it dead within --dead-ms (3 s) plus its render period, re-route
+# b2 both hold [3, 6); four clients stream one request after another. b is stopped: once it
+# has been silent for three heartbeats new requests go to b2 (so requests keep completing
+# while b hangs), the coordinator must declare it dead within --dead-ms (3 s) plus its render
+# period, re-route
 # what ran on it (re-prefill on b2), and every stream must end within 5 s of the detection with
 # the text it would have had; after SIGCONT b is told it was declared dead, registers again
 # and serves. No request fails.
@@ -27,12 +29,17 @@ done
 now() { date +%s%N; }
 t0=$(now)
 kill -STOP "$(cat "$WORK/pid.b")"
+sleep 1 # b is silent now (3 heartbeats): new requests must go to b2, not wait on b
+done1=$(wait_metric helix_requests_completed_total -ge 0)
 while ! curl -sf "$URL/v1/cluster" | jq -e '.workers[] | select(.name == "b") | .state == "dead"' > /dev/null; do
     [ $(( ($(now) - t0) / 1000000 )) -gt 6000 ] && fail "b not declared dead 6 s after SIGSTOP"
     sleep 0.05
 done
 t_detect=$(( ($(now) - t0) / 1000000 ))
 echo "b declared dead $t_detect ms after SIGSTOP (--dead-ms 3000)"
+done2=$(curl -sf "$URL/metrics" | awk '$1 == "helix_requests_completed_total" { print $2 }')
+echo "$((done2 - done1)) requests completed between 1 s after the stop and the detection"
+[ $((done2 - done1)) -ge 2 ] || fail "the silent worker drew the traffic: $((done2 - done1)) completed while it hung"
 [ "$t_detect" -le 3500 ] || fail "detection took $t_detect ms"
 touch "$WORK/stop"
 for i in 1 2 3 4; do wait "$(cat "$WORK/load.pid.$i")" 2>/dev/null; done
