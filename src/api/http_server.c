@@ -134,6 +134,9 @@ static enum MHD_Result respond(struct MHD_Connection *mc, struct api_server *s, 
     if (status == 401) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     }
+    if (status == 503) { /* no route, overloaded, not ready: worth trying again soon */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    }
     if (allow) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     }

@@ -209,6 +209,9 @@ static void usage(FILE *f)
             "  --sched S             maxflow (default), random or swarm\n"
             "  --wait-s N            give up if the workers are not all ready after N s (300)\n"
             "  --dead-ms N           declare a silent worker dead after N ms (3000)\n"
+            "  --route-wait S        when no live workers cover every layer, let requests wait\n"
+            "                        S seconds for one to come back before failing them with\n"
+            "                        503 (default 0: fail at once)\n"
             "  --curve M             on, off or auto (default auto: on unless --workers is a\n"
             "                        loopback address): ZeroMQ CURVE on every socket\n"
             "  --key-file F          the coordinator's CURVE secret key (`helix keygen`;\n"
@@ -259,6 +262,7 @@ int cmd_serve(int argc, char **argv)
     const char *sched = "maxflow";
     long wait_s = 300;
     long dead_ms = 3000;
+    int route_wait_ms = 0;
     enum rt_curve curve = RT_CURVE_AUTO;
     const char *key_file = NULL;
     const char *worker_keys_file = NULL;
@@ -302,6 +306,13 @@ int cmd_serve(int argc, char **argv)
             if (cli_parse_long(v, &wait_s) != 0 || wait_s < 1) {
                 return cli_usage_error("serve", "--wait-s wants seconds, not '%s'", v);
             }
+        } else if (strcmp(a, "--route-wait") == 0) {
+            double sec = 0;
+            if (cli_parse_double(v, &sec) != 0 || !(sec >= 0) || sec > 3600) {
+                return cli_usage_error("serve", "--route-wait wants seconds in [0, 3600], not '%s'",
+                                       v);
+            }
+            route_wait_ms = (int)(sec * 1000 + 0.5);
         } else if (strcmp(a, "--dead-ms") == 0) {
             if (cli_parse_long(v, &dead_ms) != 0 || dead_ms < 100 || dead_ms > 600000) {
                 return cli_usage_error("serve", "--dead-ms wants 100..600000, not '%s'", v);
@@ -459,6 +470,7 @@ int cmd_serve(int argc, char **argv)
     co.nodes = nodes;
     co.sched = cs;
     co.dead_ms = (int)dead_ms;
+    co.route_wait_ms = route_wait_ms;
     co.curve = curve;
     co.secret_key = key_file ? ckp.secret_key : NULL;
     co.worker_keys = wkeys;

@@ -213,8 +213,9 @@ struct creq {
     uint32_t expect_seq; /* seq of the TOKEN we wait for */
     int sent_tokens;     /* tokens in the forward message in flight */
     int64_t sent_us;
-    int64_t submit_us;   /* when coord_submit took it (TTFT starts here) */
-    int64_t last_tok_us; /* when its last token arrived (0: none yet) */
+    int64_t submit_us;     /* when coord_submit took it (TTFT starts here) */
+    int64_t wait_start_us; /* since when it waits for a route (submit, or losing its route) */
+    int64_t last_tok_us;   /* when its last token arrived (0: none yet) */
     struct eng_tok_stream *detok;
     struct strbuf text;
     size_t emitted;

@@ -446,6 +446,7 @@ void coord_req_requeue(struct coord *c, struct creq *r, int64_t delay_us)
     r->state = delay_us > 0 ? REQ_RETRY : REQ_QUEUED;
     r->retry_at_us = hx_clock_now_us() + delay_us;
     r->attempts++;
+    r->wait_start_us = hx_clock_now_us();
     c->rerouted++;
 }
 
@@ -747,6 +748,15 @@ static void admit(struct coord *c)
             }
             if (r->n_gen == 0 && r->attempts == 0 && any_loading) {
                 continue; /* workers still loading: wait for them */
+            }
+            int64_t waited_us = now - r->wait_start_us;
+            if (waited_us < (int64_t)c->o.route_wait_ms * 1000) {
+                continue; /* --route-wait: a worker for the missing layers may come back */
+            }
+            if (c->o.route_wait_ms > 0) {
+                size_t ml = strlen(msg);
+                snprintf(msg + ml, sizeof(msg) - ml, "; waited %.1f s for one",
+                         (double)waited_us * 1e-6);
             }
             req_fail(c, i, HX_ECLOSED, msg); /* "unavailable" (HTTP 503), not a bad request */
             i--;
@@ -1411,6 +1421,7 @@ int coord_submit(struct coord *c, const struct coord_request *q, struct coord_st
     }
     r->ignore_eos = q->ignore_eos;
     r->submit_us = hx_clock_now_us();
+    r->wait_start_us = r->submit_us;
     r->reserve_blocks = blocks_for(r->n_prompt + r->max_new);
     strbuf_init(&r->text);
     rc = eng_tok_stream_new(c->tok, ENG_TOK_SKIP_SPECIAL, &r->detok, diag);

@@ -160,6 +160,9 @@ struct coord_opts {
     int dead_ms;          /* declared dead after this long unheard (0: 3000) */
     int max_queue;        /* requests waiting for admission before submit fails (0: 1024) */
     int drain_timeout_ms; /* a draining node's requests are re-routed after this (0: 60000) */
+    /* When no route of live workers covers every layer, a request waits this long for one
+     * (a worker restarting) before it fails with HX_ECLOSED (HTTP 503). 0: fail at once. */
+    int route_wait_ms;
     /* CURVE on the control socket (AUTO: on unless `workers` is a loopback endpoint); the
      * workers' data sockets follow. */
     enum rt_curve curve;

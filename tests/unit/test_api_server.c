@@ -683,6 +683,7 @@ TEST(api_server_error_statuses)
     ASSERT_CONTAINS(r.body.buf, "\"code\":\"overloaded\"");
     post(f.port, "/v1/completions", "{\"model\":\"kjv-llama-6m\",\"prompt\":\"FAILFIRST\"}", &r);
     assert_error(&r, 503, NULL, "no route");
+    ASSERT(strcasestr(r.head, "retry-after: 1") != NULL); /* 503s say when to try again */
     post(f.port, "/v1/completions", "{\"model\":\"kjv-llama-6m\",\"prompt\":\"FAIL\"}", &r);
     assert_error(&r, 500, NULL, "worker w2 died");
     /* Streaming: the error arrives as an event after the partial output, then [DONE]. */
