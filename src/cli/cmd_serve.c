@@ -189,7 +189,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: helix serve --cluster FILE (--plan DIR | --method M) --model DIR [options]\n"
             "\n"
-            "Coordinate the workers a placement names and serve the OpenAI API.\n"
+            "Coordinate the workers a placement names and serve the OpenAI API (/v1/...),\n"
+            "/metrics, the dashboard (/dashboard, its JSON /v1/cluster) and POST\n"
+            "/admin/drain/NODE (take a worker out gracefully).\n"
             "Worker i of the cluster registers as node<i> (or the i-th of --names).\n"
             "\n"
             "options:\n"
