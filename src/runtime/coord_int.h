@@ -94,7 +94,8 @@ void coord_node_down(struct coord *c, int i, const char *why); /* re-routes its 
 void coord_node_drain(struct coord *c, int i, const char *why);
 void coord_send_assign(struct coord *c, int node); /* its range and the live peer table */
 void coord_ping_workers(struct coord *c);
-void coord_members_tick(struct coord *c); /* the dead, drain requests, finished drains */
+void coord_members_tick(struct coord *c);      /* the silent, the dead, drains */
+void coord_node_heard(struct coord *c, int i); /* a silent node spoke: back in the flow */
 
 /* ---- the coordinator ---------------------------------------------------------------------- */
 
@@ -140,7 +141,8 @@ struct cnode {
     /* draining (DRAIN from the worker, or coord_drain): READY for the requests in flight, out
      * of routing for new ones; SHUTDOWN "drained" once none runs through it */
     int draining;
-    int left; /* its last exit was a finished drain (shown as "left", not "down") */
+    int silent; /* READY but unheard for 3 heartbeat periods: out of the flow until it speaks */
+    int left;   /* its last exit was a finished drain (shown as "left", not "down") */
     int64_t drain_start_us;
     char drain_why[128];
     double rate_tokens; /* tokens/s over the last window */

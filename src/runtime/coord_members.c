@@ -60,6 +60,7 @@ void coord_node_down(struct coord *c, int i, const char *why)
     log_warn("coordinator: node %s is down (%s)", n->spec.name, why);
     n->state = NODE_DEAD;
     n->draining = 0;
+    n->silent = 0;
     coord_view_event(c, n->spec.name, "down", "%s", why);
     xport_live_forget(c->live, n->spec.name);
     coord_sched_sync(c);
@@ -284,6 +285,7 @@ void coord_handle_register(struct coord *c, struct xport_msg *m)
     snprintf(n->curve_key, sizeof(n->curve_key), "%s", c->curve ? m->body.reg.curve_key : "");
     n->state = NODE_LOADING;
     n->draining = 0;
+    n->silent = 0;
     n->left = 0;
     n->joins++;
     xport_live_seen(c->live, n->spec.name, hx_clock_now_us());
@@ -361,8 +363,49 @@ void coord_ping_workers(struct coord *c)
     }
 }
 
+/*
+ * A READY node unheard for three heartbeat periods is silent: out of the flow (the max-flow is
+ * recomputed without it) until it speaks again, its requests left where they are. Without this
+ * a hung worker (SIGSTOP, a stuck device) drew nearly every new request before it was declared
+ * dead: IWRR charges a route's decode tokens as they come back, so a route that returns
+ * nothing looks ever less loaded (bench_churn: the healthy route fell to 35 tokens/s).
+ */
+static void silence_check(struct coord *c)
+{
+    int64_t now = hx_clock_now_us();
+    int changed = 0;
+    for (int i = 0; i < c->n_nodes; i++) {
+        struct cnode *n = &c->nodes[i];
+        int64_t quiet = now - n->last_seen_us;
+        if (n->state == NODE_READY && !n->silent && quiet > 3 * (int64_t)c->o.heartbeat_ms * 1000) {
+            n->silent = 1;
+            changed = 1;
+            log_warn("coordinator: %s silent for %.1f s: routing around it until it speaks (dead "
+                     "at %.1f s)",
+                     n->spec.name, (double)quiet * 1e-6, c->o.dead_ms * 1e-3);
+            coord_view_event(c, n->spec.name, "silent", "unheard for %.1f s: routed around",
+                             (double)quiet * 1e-6);
+        }
+    }
+    if (changed) {
+        coord_sched_sync(c);
+    }
+}
+
+void coord_node_heard(struct coord *c, int i)
+{
+    struct cnode *n = &c->nodes[i];
+    n->silent = 0;
+    if (n->state == NODE_READY) {
+        log_info("coordinator: %s speaks again: back in the flow", n->spec.name);
+        coord_view_event(c, n->spec.name, "back", "heard again");
+        coord_sched_sync(c);
+    }
+}
+
 void coord_members_tick(struct coord *c)
 {
+    silence_check(c);
     reap(c);
     take_drains(c);
     drains_check(c);

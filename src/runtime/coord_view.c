@@ -200,9 +200,7 @@ static void cluster_json(struct coord *c, const unsigned char *ncut, const unsig
         cJSON_AddBoolToObject(w, "draining", n->draining);
         cJSON_AddBoolToObject(w, "left", n->state == NODE_DEAD && n->left);
         /* up, but its heartbeats stopped: it will be declared dead at dead_ms */
-        cJSON_AddBoolToObject(w, "silent",
-                              n->state == NODE_READY && n->last_seen_us &&
-                                  now - n->last_seen_us > 3 * (int64_t)c->o.heartbeat_ms * 1000);
+        cJSON_AddBoolToObject(w, "silent", n->silent);
         cJSON_AddBoolToObject(w, "bottleneck", ncut[i]);
         cJSON_AddItemToArray(ws, w);
         if (n->state == NODE_READY && n->spec.layer_end == c->n_layers) {

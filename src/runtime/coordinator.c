@@ -527,21 +527,12 @@ static void forward_failed(struct coord *c, struct creq *r, int rc)
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
-/*
- * A node may take a new request: ready, not draining, room for its KV, and heard from within
- * three heartbeat periods. The last keeps a hung worker (SIGSTOP, a stuck device) from
- * becoming a black hole before it is declared dead: IWRR charges a route's decode tokens to
- * its load as they come back, so a route that returns nothing looks ever less loaded and
- * would attract nearly every new request (seen in bench_churn: the healthy route fell to
- * 35 tokens/s while the silent one took the traffic).
- */
+/* A node may take a new request: ready, not draining or silent, room for its KV. */
 static int node_fits(const struct coord *c, int node, long blocks)
 {
     const struct cnode *n = &c->nodes[node];
-    int64_t silent_us = hx_clock_now_us() - n->last_seen_us;
-    return n->state == NODE_READY && !n->draining && n->n_active < RT_MAX_SEQS &&
-           n->kv_blocks_used + blocks <= n->kv_blocks_total &&
-           silent_us <= 3 * (int64_t)c->o.heartbeat_ms * 1000;
+    return n->state == NODE_READY && !n->draining && !n->silent && n->n_active < RT_MAX_SEQS &&
+           n->kv_blocks_used + blocks <= n->kv_blocks_total;
 }
 
 static int sender_index(int from)
@@ -577,7 +568,7 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
         changed = 0;
         for (int i = 0; i < c->n_nodes; i++) {
             const struct cnode *a = &c->nodes[i];
-            if (reach[i] || a->state != NODE_READY || a->draining) {
+            if (reach[i] || a->state != NODE_READY || a->draining || a->silent) {
                 continue;
             }
             int ok = a->spec.layer_end == c->n_layers;
@@ -625,8 +616,8 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
                 continue;
             }
             const struct cnode *nd = &c->nodes[l->to];
-            if (nd->state != NODE_READY || nd->draining || nd->spec.layer_start != layer ||
-                !reach[l->to]) {
+            if (nd->state != NODE_READY || nd->draining || nd->silent ||
+                nd->spec.layer_start != layer || !reach[l->to]) {
                 continue;
             }
             double f = sched_link_flow(c->sched, i);
@@ -712,8 +703,8 @@ void coord_sched_sync(struct coord *c)
     }
     for (int i = 0; i < c->n_nodes; i++) {
         struct hx_diag d;
-        sched_node_set_alive(c->sched, i, c->nodes[i].state == NODE_READY && !c->nodes[i].draining,
-                             &d);
+        const struct cnode *n = &c->nodes[i];
+        sched_node_set_alive(c->sched, i, n->state == NODE_READY && !n->draining && !n->silent, &d);
     }
     for (int i = 0; i < c->n_links; i++) {
         c->iwrr_load[i] = 0;
@@ -743,11 +734,16 @@ static void admit(struct coord *c)
                      "no route of live workers covers all %d layers (after %d tokens)", c->n_layers,
                      r->n_gen);
             int any_loading = 0;
+            int any_silent = 0;
             for (int k = 0; k < c->n_nodes; k++) {
                 any_loading |= c->nodes[k].state == NODE_LOADING;
+                any_silent |= c->nodes[k].state == NODE_READY && c->nodes[k].silent;
             }
             if (r->n_gen == 0 && r->attempts == 0 && any_loading) {
                 continue; /* workers still loading: wait for them */
+            }
+            if (any_silent) {
+                continue; /* a silent worker speaks again (back in the flow) or is declared dead */
             }
             int64_t waited_us = now - r->wait_start_us;
             if (waited_us < (int64_t)c->o.route_wait_ms * 1000) {
@@ -957,6 +953,9 @@ static void handle_msg(struct coord *c, struct xport_msg *m)
     }
     xport_live_seen(c->live, m->peer, hx_clock_now_us());
     c->nodes[i].last_seen_us = hx_clock_now_us();
+    if (c->nodes[i].silent) {
+        coord_node_heard(c, i);
+    }
     switch (m->hdr.type) {
     case PROTO_TYPE_READY:
         coord_handle_ready(c, i, &m->body.ready);

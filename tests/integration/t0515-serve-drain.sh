@@ -21,10 +21,16 @@ load() { # client number
 }
 for i in 1 2 3 4; do load $i & echo $! >> "$WORK/pids"; echo $! > "$WORK/load.pid.$i"; done
 
-up() { # NAME: wait until it is ready (30 s at most)
+joins() { # NAME: how many times it has registered, from /v1/cluster
+    curl -sf "$URL/v1/cluster" | jq -r --arg n "$1" '.workers[] | select(.name == $n) | .joins'
+}
+up() { # NAME JOINS_BEFORE: wait until it has registered again and is ready (30 s at most);
+       # /v1/cluster and /metrics are rendered every 250 ms, so "ready" alone may be stale
     i=0
-    while [ "$(wait_metric "helix_node_up{node=\"$1\",state=\"ready\"}" -ge 1)" != 1 ]; do
-        i=$((i + 1)); [ $i -gt 6 ] && fail "$1 not ready again"
+    until curl -sf "$URL/v1/cluster" | jq -e --arg n "$1" --argjson j "$2" \
+        '.workers[] | select(.name == $n) | .joins > $j and .up' > /dev/null; do
+        i=$((i + 1)); [ $i -gt 300 ] && fail "$1 not ready again"
+        sleep 0.1
     done
 }
 drained() { # NAME PID: the process exits by itself, with status 0, within 20 s
@@ -41,6 +47,7 @@ sleep 1
 
 # SIGTERM drains b
 t0=$(date +%s.%N)
+j=$(joins b)
 kill -TERM "$(cat "$WORK/pid.b")"
 drained b "$(cat "$WORK/pid.b")"
 echo "b drained and exited in $(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo '?') s"
@@ -48,14 +55,15 @@ grep -q "coordinator: b left (drained" "$WORK/serve.log" || fail "the coordinato
 grep -q "worker b: draining" "$WORK/worker.b.log" || fail "b did not log its drain"
 grep -q "worker b: shutdown: drained" "$WORK/worker.b.log" || fail "b did not get SHUTDOWN drained"
 worker_start b
-up b
+up b "$j"
 
 # a rolling restart of every worker, one at a time
 for w in a a2 b b2; do
+    j=$(joins "$w")
     kill -TERM "$(cat "$WORK/pid.$w")"
     drained "$w" "$(cat "$WORK/pid.$w")"
     worker_start "$w"
-    up "$w"
+    up "$w" "$j"
 done
 echo "rolling restart of a, a2, b, b2 done"
 grep -o 'draining [a-z0-9]* (signal): routing nothing new to it, [0-9]* requests finish in place' \
@@ -64,21 +72,23 @@ grep -q 'draining .*, [1-9][0-9]* requests finish in place' "$WORK/serve.log" ||
     fail "no drain had requests in flight to finish: the test did not exercise finishing in place"
 
 # the admin endpoint drains a2; an unknown name is a 404
+j=$(joins a2)
 code=$(curl -s -o "$WORK/drain.json" -w '%{http_code}' -X POST "$URL/admin/drain/a2")
 [ "$code" = 202 ] || fail "POST /admin/drain/a2: HTTP $code $(cat "$WORK/drain.json")"
 drained a2 "$(cat "$WORK/pid.a2")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/admin/drain/nobody")
 [ "$code" = 404 ] || fail "POST /admin/drain/nobody: HTTP $code"
 worker_start a2
-up a2
+up a2 "$j"
 
 # 10 rapid exit/rejoin cycles of one name
+j=$(joins b2)
 for k in 1 2 3 4 5 6 7 8 9 10; do
     kill -9 "$(cat "$WORK/pid.b2")"
     worker_start b2
     sleep 0.3
 done
-up b2
+up b2 "$j"
 
 touch "$WORK/stop"
 for i in 1 2 3 4; do wait "$(cat "$WORK/load.pid.$i")" 2>/dev/null; done

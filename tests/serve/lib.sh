@@ -21,6 +21,7 @@ fail() {
     for f in "$WORK"/serve.log "$WORK"/worker.*.log; do
         [ -f "$f" ] && { echo "--- $f"; grep -v 'dropped malformed' "$f" | tail -25; }
     done
+    echo "FAIL: $*" # again, last: the test runner shows only the end of the output
     exit 1
 }
 
