@@ -289,4 +289,11 @@ struct coord {
     int started;
 };
 
+/* Whether new requests may be routed through node n: ready, not draining, not silent. The
+ * flow (coord_sched_sync), the route search and admission all ask this. */
+static inline int coord_node_routable(const struct cnode *n)
+{
+    return n->state == NODE_READY && !n->draining && !n->silent;
+}
+
 #endif

@@ -96,6 +96,19 @@ void coord_node_down(struct coord *c, int i, const char *why)
     n->curve_key[0] = '\0';
 }
 
+/* Requests running with a hop on node i. */
+static int running_through(const struct coord *c, int i)
+{
+    int running = 0;
+    for (int k = 0; k < c->n_reqs; k++) {
+        const struct creq *r = c->reqs[k];
+        for (int h = 0; r->state == REQ_RUNNING && h < r->n_hops; h++) {
+            running += r->hops[h].node == i;
+        }
+    }
+    return running;
+}
+
 /*
  * Drain node i: no new request is routed to it from now on (the flow is recomputed without
  * it), the requests running through it finish in place, and drains_check() says SHUTDOWN
@@ -113,22 +126,13 @@ void coord_node_drain(struct coord *c, int i, const char *why)
     if (n->draining) {
         return;
     }
-    if (n->state == NODE_LOADING) { /* nothing runs on it yet: it may go at once */
-        n->draining = 1;
-        n->drain_start_us = hx_clock_now_us();
-        snprintf(n->drain_why, sizeof(n->drain_why), "%s", why);
-        return;
-    }
     n->draining = 1;
     n->drain_start_us = hx_clock_now_us();
     snprintf(n->drain_why, sizeof(n->drain_why), "%s", why);
-    int running = 0;
-    for (int k = 0; k < c->n_reqs; k++) {
-        const struct creq *r = c->reqs[k];
-        for (int h = 0; r->state == REQ_RUNNING && h < r->n_hops; h++) {
-            running += r->hops[h].node == i;
-        }
+    if (n->state == NODE_LOADING) {
+        return; /* nothing runs on it yet: drains_check lets it go at once */
     }
+    int running = running_through(c, i);
     log_info("coordinator: draining %s (%s): routing nothing new to it, %d requests finish in "
              "place",
              n->spec.name, why, running);
@@ -145,13 +149,7 @@ static void drains_check(struct coord *c)
         if (!n->draining) {
             continue;
         }
-        int running = 0;
-        for (int k = 0; k < c->n_reqs; k++) {
-            const struct creq *r = c->reqs[k];
-            for (int h = 0; r->state == REQ_RUNNING && h < r->n_hops; h++) {
-                running += r->hops[h].node == i;
-            }
-        }
+        int running = running_through(c, i);
         int timed_out = now - n->drain_start_us > (int64_t)c->o.drain_timeout_ms * 1000;
         if (running > 0 && !timed_out) {
             continue;

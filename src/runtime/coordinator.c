@@ -531,7 +531,7 @@ static void forward_failed(struct coord *c, struct creq *r, int rc)
 static int node_fits(const struct coord *c, int node, long blocks)
 {
     const struct cnode *n = &c->nodes[node];
-    return n->state == NODE_READY && !n->draining && !n->silent && n->n_active < RT_MAX_SEQS &&
+    return coord_node_routable(n) && n->n_active < RT_MAX_SEQS &&
            n->kv_blocks_used + blocks <= n->kv_blocks_total;
 }
 
@@ -568,7 +568,7 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
         changed = 0;
         for (int i = 0; i < c->n_nodes; i++) {
             const struct cnode *a = &c->nodes[i];
-            if (reach[i] || a->state != NODE_READY || a->draining || a->silent) {
+            if (reach[i] || !coord_node_routable(a)) {
                 continue;
             }
             int ok = a->spec.layer_end == c->n_layers;
@@ -616,8 +616,7 @@ static int pick_route(struct coord *c, struct creq *r, long blocks)
                 continue;
             }
             const struct cnode *nd = &c->nodes[l->to];
-            if (nd->state != NODE_READY || nd->draining || nd->silent ||
-                nd->spec.layer_start != layer || !reach[l->to]) {
+            if (!coord_node_routable(nd) || nd->spec.layer_start != layer || !reach[l->to]) {
                 continue;
             }
             double f = sched_link_flow(c->sched, i);
@@ -704,7 +703,7 @@ void coord_sched_sync(struct coord *c)
     for (int i = 0; i < c->n_nodes; i++) {
         struct hx_diag d;
         const struct cnode *n = &c->nodes[i];
-        sched_node_set_alive(c->sched, i, n->state == NODE_READY && !n->draining && !n->silent, &d);
+        sched_node_set_alive(c->sched, i, coord_node_routable(n), &d);
     }
     for (int i = 0; i < c->n_links; i++) {
         c->iwrr_load[i] = 0;

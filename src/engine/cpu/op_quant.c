@@ -45,16 +45,23 @@ struct qmm_ctx {
     int kind; /* CPU_QK_* */
 };
 
+/* The largest |x| of one block of ENG_QBLOCK floats. */
+static inline float block_absmax(const float *xb)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < ENG_QBLOCK; j++) {
+        float a = xb[j] < 0 ? -xb[j] : xb[j];
+        amax = a > amax ? a : amax;
+    }
+    return amax;
+}
+
 /* Quantize n floats of x to int8 blocks: q, the fp16-rounded scale, -sum(q) (Q4_0). */
 static void quantize_input(const float *x, size_t n, int8_t *q, float *d, int32_t *s)
 {
     for (size_t b = 0; b < n / ENG_QBLOCK; b++) {
         const float *xb = x + b * ENG_QBLOCK;
-        float amax = 0.0f;
-        for (int j = 0; j < ENG_QBLOCK; j++) {
-            float a = xb[j] < 0 ? -xb[j] : xb[j];
-            amax = a > amax ? a : amax;
-        }
+        float amax = block_absmax(xb);
         float db = amax / 127.0f;
         float id = db != 0.0f ? 1.0f / db : 0.0f;
         int32_t sum = 0;
@@ -74,11 +81,7 @@ static void quantize_input16(const float *x, size_t n, int16_t *q, float *d)
 {
     for (size_t b = 0; b < n / ENG_QBLOCK; b++) {
         const float *xb = x + b * ENG_QBLOCK;
-        float amax = 0.0f;
-        for (int j = 0; j < ENG_QBLOCK; j++) {
-            float a = xb[j] < 0 ? -xb[j] : xb[j];
-            amax = a > amax ? a : amax;
-        }
+        float amax = block_absmax(xb);
         float db = amax / 32767.0f;
         float id = db != 0.0f ? 1.0f / db : 0.0f;
         for (int j = 0; j < ENG_QBLOCK; j++) {
